@@ -1,0 +1,51 @@
+"""From a cohort folder to the one-row-per-patient analysis table every section uses.
+
+>>> from cartlib.params import defaults
+>>> p = defaults()
+>>> cohort = load(p)                      # the bundled synthetic cohort
+>>> table = analysis_table(cohort, p)
+>>> len(table) == len(cohort.subjects)
+True
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+DEFAULT_COHORT = Path(__file__).resolve().parent / "data" / "default_cohort"
+
+
+def load(params: dict[str, Any]):
+    """Load and validate the cohort of ``params['data']`` (the bundled cohort when None)."""
+    from .io import load_cohort
+
+    return load_cohort(params["data"] or DEFAULT_COHORT, lloq=params["lloq"])
+
+
+def nca_rules(params: dict[str, Any]):
+    """The NCA rules of a parameter set (PK_NCA.md)."""
+    from .pk.nca import NCARules
+
+    return NCARules(lloq=params["lloq"], auc_method=params["auc_method"],
+                    auc_end_day=params["auc_end_day"], expansion_min=params["expansion_min"])
+
+
+def analysis_table(cohort, params: dict[str, Any]) -> pd.DataFrame:
+    """Derived endpoints (``derive_analysis_table``), NCA parameters and the IL-6 flag, one row a patient.
+
+    Patients without any PK sample get missing PK parameters, no expansion and zero sample counts.
+    """
+    from .bca import derive_il6_elevated
+    from .derive import derive_analysis_table
+    from .pk.nca import nca
+
+    table = derive_analysis_table(cohort)
+    pk = nca(cohort.pk, nca_rules(params)).reindex(table.index)
+    for col in ("expansion", "n_samples", "n_blq"):
+        if col in pk:
+            pk[col] = pk[col].fillna(0).astype(int)
+    table = table.join(pk, how="left")
+    table["il6_elevated"] = derive_il6_elevated(table, uln=params["il6_uln"]).astype(int)
+    return table
