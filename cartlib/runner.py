@@ -34,6 +34,8 @@ NOTEBOOKS = SECTIONS + [SCORECARD]
 ENGINE_NAME = "cartlib-progress"
 KERNEL_NAME = "python3"
 CELL_TIMEOUT_S = 1800
+KERNEL_START_TIMEOUT_S = 300  # a loaded 2-core machine can take a minute to start a kernel
+KERNEL_START_ATTEMPTS = 3
 
 
 def notebook_dir() -> Path:
@@ -53,6 +55,7 @@ class _Job:
     target: str
     parameters: dict[str, Any] | None
     cwd: str
+    log: str | None = None  # the kernel's own stderr (start-up chatter, warnings) goes here
 
 
 def _register_progress_engine(queue) -> None:
@@ -83,17 +86,29 @@ def _execute(job: _Job, queue) -> tuple[str, float]:
     from papermill.exceptions import PapermillExecutionError
 
     os.environ.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")
+    if job.log:
+        # the kernel inherits this worker's stderr; keep its chatter out of the user's terminal
+        fd = os.open(job.log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        os.dup2(fd, 2)
+        os.close(fd)
     _register_progress_engine(queue)
     start = time.perf_counter()
     try:
-        pm.execute_notebook(
-            job.source, job.target, parameters=job.parameters, engine_name=ENGINE_NAME,
-            kernel_name=KERNEL_NAME, progress_bar=False, cwd=job.cwd, log_output=False,
-            execution_timeout=CELL_TIMEOUT_S, cartlib_name=job.name,
-        )
+        for attempt in range(KERNEL_START_ATTEMPTS):
+            try:
+                pm.execute_notebook(
+                    job.source, job.target, parameters=job.parameters, engine_name=ENGINE_NAME,
+                    kernel_name=KERNEL_NAME, progress_bar=False, cwd=job.cwd, log_output=False,
+                    execution_timeout=CELL_TIMEOUT_S, start_timeout=KERNEL_START_TIMEOUT_S, cartlib_name=job.name,
+                )
+                break
+            except RuntimeError as exc:
+                # kernels started at the same moment can race for TCP ports; nothing has run yet
+                if "before replying to kernel_info" not in str(exc) or attempt == KERNEL_START_ATTEMPTS - 1:
+                    raise
     except PapermillExecutionError as exc:
         raise NotebookFailed(
-            f"notebook {job.name} failed in cell {exc.exec_count} (code cell {exc.cell_index}):\n"
+            f"notebook {job.name} failed in cell {exc.cell_index + 1} (execution count [{exc.exec_count}]):\n"
             f"{exc.ename}: {exc.evalue}"
         ) from None
     return job.name, time.perf_counter() - start
@@ -198,15 +213,16 @@ def run_suite(out: str | os.PathLike, data: str | os.PathLike | None = None,
     try:
         nb_dir = tmp / "notebooks"
         res_dir = tmp / ".sections"
-        nb_dir.mkdir()
-        res_dir.mkdir()
+        log_dir = tmp / "logs"
+        for folder in (nb_dir, res_dir, log_dir):
+            folder.mkdir()
         src = notebook_dir()
 
         def job(name: str, extra: dict[str, Any]) -> _Job:
             declared = notebook_parameters(src / f"{name}.ipynb")
             given = {**params, **extra}
             return _Job(name, str(src / f"{name}.ipynb"), str(nb_dir / f"{name}.ipynb"),
-                        {k: v for k, v in given.items() if k in declared}, str(tmp))
+                        {k: v for k, v in given.items() if k in declared}, str(tmp), str(log_dir / f"{name}.log"))
 
         timings = execute_notebooks(
             [job(n, {"results_path": str(res_dir / f"{n}.json")}) for n in SECTIONS], workers, progress)

@@ -1,0 +1,83 @@
+"""Small pieces the sections share: time conversion, model-to-keys flattening."""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+DAYS_PER_MONTH = 30.4375
+
+
+def months(days) -> Any:
+    """Days to months (days / 30.4375, DATA_CONTRACT.md)."""
+    return days / DAYS_PER_MONTH
+
+
+def nan_to_none(v) -> Any:
+    if v is None:
+        return None
+    try:
+        return None if math.isnan(float(v)) else v
+    except (TypeError, ValueError):
+        return v
+
+
+def model_keys(prefix: str, summary: pd.DataFrame, columns: dict[str, str]) -> dict[str, Any]:
+    """Flatten a model summary into ``prefix.COV.key`` entries (NaN -> None).
+
+    >>> s = pd.DataFrame({"hr": [0.5], "p": [0.04]}, index=["female"])
+    >>> model_keys("efficacy.lfs.uni", s, {"hr": "hr", "p": "p"})
+    {'efficacy.lfs.uni.female.hr': 0.5, 'efficacy.lfs.uni.female.p': 0.04}
+    """
+    out = {}
+    for cov, row in summary.iterrows():
+        for key, col in columns.items():
+            out[f"{prefix}.{cov}.{key}"] = nan_to_none(row[col]) if col in row else None
+    return out
+
+
+def median_or_none(x) -> float | None:
+    x = pd.Series(x, dtype=float).dropna()
+    return float(np.median(x)) if len(x) else None
+
+
+def min_or_none(x) -> float | None:
+    x = pd.Series(x, dtype=float).dropna()
+    return float(x.min()) if len(x) else None
+
+
+def max_or_none(x) -> float | None:
+    x = pd.Series(x, dtype=float).dropna()
+    return float(x.max()) if len(x) else None
+
+
+COVARIATE_LABELS = {
+    "female": "Female", "age_gt_10": "Age > 10 y", "genrisk_high": "High-risk cytogenetics",
+    "prior_hsct": "HSCT history", "no_prior_hsct": "No HSCT history", "prior_cart": "CAR-T history",
+    "no_prior_cart": "No CAR-T history", "preld_mrd_ge_1e-3": "Pre-LD MRD ≥ 10⁻³",
+    "preld_mrd_lt_1e-3": "Pre-LD MRD < 10⁻³", "postld_mrd_lt_1e-3": "Post-LD MRD < 10⁻³",
+    "crs_ge_3": "CRS grade ≥ 3", "icans": "ICANS (≥ 1)", "neutropenia_g4": "Grade 4 neutropenia",
+    "d28_mrd_neg": "MRD-CR on day 28", "hsct_after": "HSCT after CAR-T", "bca_duration_days": "BCA duration (per day)",
+    "dose_lt_median": "CAR-T dose < median",
+}
+
+
+def format_correlations(corr: pd.DataFrame, title: str) -> pd.DataFrame:
+    """A correlations frame (r, p, n per row) as display text."""
+    from ..tables import format_p
+
+    return pd.DataFrame({"r": corr["r"].map(lambda v: f"{v:.3f}"), "p": corr["p"].map(format_p),
+                         "n": corr["n"].astype(int)}).rename_axis(title)
+
+
+def format_number(v) -> str:
+    """Display text of a kinetic or clinical number: thousands separated from 1,000 up, else 4 digits.
+
+    >>> format_number(30860.4), format_number(10.5), format_number(float("nan"))
+    ('30,860', '10.5', '—')
+    """
+    if v is None or pd.isna(v):
+        return "—"
+    return f"{v:,.0f}" if abs(v) >= 1000 else f"{v:.4g}"

@@ -1,0 +1,152 @@
+"""Section 03: cellular kinetics (NCA medians, Table 3, correlations, expansion by response)."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..pk.summary import kinetics_correlations, summarise_nca, table3
+from ..stats.compare import mann_whitney
+from .common import format_correlations, format_number, max_or_none, median_or_none, min_or_none, nan_to_none
+
+
+def _geomean(x) -> float | None:
+    x = pd.Series(x, dtype=float)
+    x = x[x > 0]
+    return float(np.exp(np.log(x).mean())) if len(x) else None
+
+
+def by_mrd_cr(table: pd.DataFrame, column: str):
+    """Mann–Whitney of ``column`` between MRD-negative CR patients and the others."""
+    yes = table.loc[table["d28_mrd_neg"] == 1, column]
+    no = table.loc[table["d28_mrd_neg"] == 0, column]
+    return mann_whitney(yes, no)
+
+
+def table3_keys(t3: pd.DataFrame) -> dict[str, Any]:
+    """``pk.table3.ROW.LEVEL.stat`` and ``pk.table3.ROW.stat_p`` keys of the paper's Table 3."""
+    out: dict[str, Any] = {}
+    for (row, level), r in t3.iterrows():
+        for stat in ("n", "cmax_median", "auc28_median", "tlast_median"):
+            out[f"pk.table3.{row}.{level}.{stat}"] = nan_to_none(r[stat])
+        for stat in ("cmax_p", "auc28_p", "tlast_p"):
+            out[f"pk.table3.{row}.{stat}"] = nan_to_none(r[stat])
+    return out
+
+
+def results(cohort, table: pd.DataFrame, params: dict[str, Any]) -> dict[str, Any]:
+    """pk.* keys."""
+    summary = summarise_nca(table)
+    out: dict[str, Any] = {
+        "pk.cmax_median": median_or_none(table["cmax"]),
+        "pk.tmax_median": median_or_none(table["tmax"]),
+        "pk.auc28_median": median_or_none(table["auc28"]),
+        "pk.tlast_median": median_or_none(table["tlast"]),
+        "pk.expansion_n": int(table["expansion"].sum()),
+        "pk.cmax_min": min_or_none(table["cmax"]),
+        "pk.cmax_max": max_or_none(table["cmax"]),
+        "pk.tmax_min": min_or_none(table["tmax"]),
+        "pk.tmax_max": max_or_none(table["tmax"]),
+        "pk.cmax_geomean": nan_to_none(summary.loc["cmax", "geomean"]),
+        "pk.cmax_geocv_pct": nan_to_none(summary.loc["cmax", "geocv_pct"]),
+        "pk.auc28_geomean": nan_to_none(summary.loc["auc28", "geomean"]),
+        "pk.cmax_geomean_mrdcr": _geomean(table.loc[table["d28_mrd_neg"] == 1, "cmax"]),
+        "pk.cmax_geomean_not_mrdcr": _geomean(table.loc[table["d28_mrd_neg"] == 0, "cmax"]),
+    }
+    for column in ("cmax", "auc28", "tlast"):
+        out[f"pk.{column}_mrdcr_mwu_p"] = nan_to_none(by_mrd_cr(table, column).p_value)
+    corr = kinetics_correlations(table, method=params["corr_method"])
+    for name in ("cmax", "auc28"):
+        out[f"pk.{name}_tlast_r"] = nan_to_none(corr.loc[name, "r"])
+        out[f"pk.{name}_tlast_p"] = nan_to_none(corr.loc[name, "p"])
+    out.update(table3_keys(table3(table)))
+    return out
+
+
+# -- displays for notebook 03 ---------------------------------------------------------------
+
+NCA_LABELS = {"cmax": "Cmax, copies/µg", "tmax": "Tmax, days", "clast": "Clast, copies/µg", "tlast": "Tlast, days",
+              "auc28": "AUC0–28d, copies/µg×day", "expansion": "expansion (0/1)", "n_samples": "samples",
+              "n_blq": "BLQ samples"}
+
+
+def nca_head(table: pd.DataFrame, n: int = 8) -> pd.DataFrame:
+    """The first ``n`` patients' NCA parameters, formatted."""
+    cols = ["cmax", "tmax", "tlast", "auc28", "expansion", "n_samples", "n_blq"]
+    out = table[cols].head(n).copy()
+    for c in ("cmax", "auc28", "tmax", "tlast"):
+        out[c] = out[c].map(format_number)
+    return out.rename(columns=NCA_LABELS)
+
+
+def nca_summary_table(table: pd.DataFrame) -> pd.DataFrame:
+    """n, median (range), geometric mean and CV % of the NCA parameters (formatted)."""
+    s = summarise_nca(table)
+    rows = []
+    for param in ("cmax", "tmax", "auc28", "tlast"):
+        r = s.loc[param]
+        geo = param in ("cmax", "auc28")
+        rows.append({"parameter": NCA_LABELS[param], "n": int(r["n"]),
+                     "median (range)": f"{format_number(r['median'])} ({format_number(r['min'])}–{format_number(r['max'])})",
+                     "geometric mean": format_number(r["geomean"]) if geo else "",
+                     "geometric CV %": f"{r['geocv_pct']:.0f}" if geo else ""})
+    table_out = pd.DataFrame(rows).set_index("parameter")
+    print(f"effective expansion (Cmax ≥ expansion_min): {int(table['expansion'].sum())}/{len(table)}")
+    return table_out
+
+
+def mrd_cr_comparison(table: pd.DataFrame) -> pd.DataFrame:
+    """Cmax, AUC0–28d and Tlast of MRD-negative CR vs other patients: medians, geometric means, MWU p."""
+    from ..tables import format_p
+
+    rows = []
+    for column in ("cmax", "auc28", "tlast"):
+        yes = table.loc[table["d28_mrd_neg"] == 1, column]
+        no = table.loc[table["d28_mrd_neg"] == 0, column]
+        rows.append({"parameter": NCA_LABELS[column],
+                     "MRD-CR: n, median": f"{yes.notna().sum()}, {format_number(yes.median())}",
+                     "others: n, median": f"{no.notna().sum()}, {format_number(no.median())}",
+                     "geometric means": (f"{format_number(_geomean(yes))} vs {format_number(_geomean(no))}"
+                                         if column != "tlast" else ""),
+                     "Mann–Whitney p": format_p(by_mrd_cr(table, column).p_value)})
+    return pd.DataFrame(rows).set_index("parameter")
+
+
+def table3_display(table: pd.DataFrame) -> pd.DataFrame:
+    """The paper's Table 3, formatted: n, medians and Mann–Whitney p per characteristic."""
+    from ..tables import format_p
+
+    t3 = table3(table)
+    t3.index = pd.MultiIndex.from_arrays([t3["characteristic"], t3["level_label"]], names=["characteristic", ""])
+    return pd.DataFrame({
+        "n": t3["n"].astype(int),
+        "median Cmax": t3["cmax_median"].map(format_number),
+        "p (Cmax)": t3["cmax_p"].map(format_p),
+        "median AUC0–28d": t3["auc28_median"].map(format_number),
+        "p (AUC)": t3["auc28_p"].map(format_p),
+        "median Tlast": t3["tlast_median"].map(format_number),
+        "p (Tlast)": t3["tlast_p"].map(format_p),
+    })
+    return out
+
+
+def correlation_table(table: pd.DataFrame, params: dict[str, Any]) -> pd.DataFrame:
+    """Correlation of Cmax and AUC0–28d with Tlast: r, p, n."""
+    corr = kinetics_correlations(table, method=params["corr_method"])
+    return format_correlations(corr, f"{params['corr_method']} vs Tlast")
+
+
+def plot_kinetics_correlations(table: pd.DataFrame, params: dict[str, Any]):
+    """Scatter plots of Cmax and AUC0–28d against Tlast (log x) with r and p."""
+    import matplotlib.pyplot as plt
+
+    from ..plots import plot_scatter_corr
+
+    corr = kinetics_correlations(table, method=params["corr_method"])
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.3))
+    for ax, col in zip(axes, ("cmax", "auc28")):
+        plot_scatter_corr(table[col], table["tlast"], ax=ax, xlabel=NCA_LABELS[col], ylabel=NCA_LABELS["tlast"],
+                          r=corr.loc[col, "r"], p=corr.loc[col, "p"], method=params["corr_method"], logx=True)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,119 @@
+"""Section 02: toxicity (CRS, ICANS, neutropenia, infections, IL-6, logistic models of severe CRS)."""
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from ..bca import il6_association
+from ..stats.logistic import LogisticModel, logistic_screen
+from ..tables import format_ci, format_median_range, format_p, format_pct
+from .common import COVARIATE_LABELS, max_or_none, median_or_none, min_or_none, model_keys  # noqa: F401
+
+OR_KEYS = {"or": "or", "or_lo": "or_lo", "or_hi": "or_hi", "p": "p"}
+INFECTION_TYPES = ("BACTERIAL", "CMV", "EBV", "FUNGAL")
+
+
+def infections_by_type(adverse_events: pd.DataFrame) -> dict[str, int]:
+    """Patients with at least one infection of each DETAIL type (a patient may count in several)."""
+    inf = adverse_events[adverse_events["TERM"] == "INFECTION"]
+    detail = inf["DETAIL"] if "DETAIL" in inf else pd.Series("", index=inf.index)
+    return {t: int(inf.loc[detail.astype(str).str.upper() == t, "USUBJID"].nunique()) for t in INFECTION_TYPES}
+
+
+def severe_crs_screen(table: pd.DataFrame, params: dict[str, Any]):
+    """Univariable logistic screen of grade-≥3 CRS: (table, covariates with p < screen_p)."""
+    return logistic_screen(table, "crs_ge_3", params["scrs_covariates"], screen_p=params["screen_p"])
+
+
+def icans_screen(table: pd.DataFrame, params: dict[str, Any]):
+    """Univariable logistic screen of ICANS on the severe-CRS covariates (too few events for more)."""
+    return logistic_screen(table, "icans", params["scrs_covariates"], screen_p=params["screen_p"])
+
+
+def severe_crs_model(table: pd.DataFrame, covariates: list[str]) -> LogisticModel:
+    """Multivariable logistic model of grade-≥3 CRS (the paper's Table 2 models 1 and 2)."""
+    return LogisticModel().fit(table, "crs_ge_3", covariates)
+
+
+def results(cohort, table: pd.DataFrame, params: dict[str, Any]) -> dict[str, Any]:
+    """toxicity.* keys."""
+    n = len(table)
+    out: dict[str, Any] = {
+        "toxicity.crs_any_n": int((table["crs_grade"] >= 1).sum()),
+        "toxicity.crs_ge_3_n": int(table["crs_ge_3"].sum()),
+        "toxicity.icans_n": int(table["icans"].sum()),
+        "toxicity.neutropenia_g4_n": int(table["neutropenia_g4"].sum()),
+        "toxicity.infection_n": int((table["infection_grade"] >= 1).sum()),
+        "toxicity.hlh_n": int((table["hlh_grade"] >= 1).sum()),
+        "toxicity.gvhd_n": int((table["gvhd_grade"] >= 1).sum()),
+        "toxicity.tocilizumab_n": int(table["tocilizumab"].sum()),
+        "toxicity.corticosteroid_n": int(table["corticosteroid"].sum()),
+        "toxicity.il6_elevated_n": int(table["il6_elevated"].sum()),
+    }
+    # the paper's IL-6 figures (33.3 pg/mL, range 7.6 to >5000, day 8) describe the elevated patients
+    elevated = table[table["il6_elevated"] == 1]
+    out.update({
+        "toxicity.il6_peak_median": median_or_none(elevated["il6_peak"]),
+        "toxicity.il6_peak_day_median": median_or_none(elevated["il6_peak_day"]),
+        "toxicity.il6_peak_day_min": min_or_none(elevated["il6_peak_day"]),
+        "toxicity.il6_peak_day_max": max_or_none(elevated["il6_peak_day"]),
+    })
+    for name in ("crs_any", "crs_ge_3", "icans"):
+        out[f"toxicity.{name.replace('_any', '')}_rate"] = out[f"toxicity.{name}_n"] / n if n else None
+    for kind, k in infections_by_type(cohort.adverse_events).items():
+        out[f"toxicity.infection.{kind}_n"] = k
+    out.update(model_keys("toxicity.scrs.uni", severe_crs_screen(table, params).table, OR_KEYS))
+    out.update(model_keys("toxicity.icans.uni", icans_screen(table, params).table, {"or": "or", "p": "p"}))
+    for model in ("scrs_model1", "scrs_model2"):
+        fit = severe_crs_model(table, params[model])
+        out.update(model_keys(f"toxicity.scrs.{model.split('_')[1]}", fit.summary, OR_KEYS))
+    assoc = il6_association(table, uln=params["il6_uln"])
+    for outcome, name in (("crs_ge_3", "scrs"), ("icans", "icans")):
+        out[f"toxicity.il6_{name}_or"] = assoc.loc[outcome, "or"]
+        out[f"toxicity.il6_{name}_p"] = assoc.loc[outcome, "p"]
+    return out
+
+
+# -- displays for notebook 02 ---------------------------------------------------------------
+
+TERMS = {"crs": "CRS", "icans": "ICANS", "neutropenia": "Neutropenia", "infection": "Infection",
+         "hlh": "HLH", "gvhd": "GVHD"}
+
+
+def grade_table(table: pd.DataFrame) -> pd.DataFrame:
+    """Patients by maximum grade of each adverse-event term, n (%), and any grade / grade ≥ 3."""
+    n = len(table)
+    rows = []
+    for term, label in TERMS.items():
+        g = table[f"{term}_grade"]
+        row = {"event": label}
+        for grade in range(1, 6):
+            row[f"grade {grade}"] = format_pct((g == grade).sum(), n)
+        row["any grade"] = format_pct((g >= 1).sum(), n)
+        row["grade ≥ 3"] = format_pct((g >= 3).sum(), n)
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("event")
+
+
+def management_table(cohort, table: pd.DataFrame) -> pd.DataFrame:
+    """Infections by type and toxicity management (tocilizumab, corticosteroids), n (%)."""
+    n = len(table)
+    rows = [(f"infection: {kind.lower()}", k) for kind, k in infections_by_type(cohort.adverse_events).items()]
+    rows += [("tocilizumab", int(table["tocilizumab"].sum())), ("corticosteroids", int(table["corticosteroid"].sum()))]
+    return pd.DataFrame([(label, format_pct(k, n)) for label, k in rows], columns=["", "patients, n (%)"]).set_index("")
+
+
+def il6_table(table: pd.DataFrame, params: dict[str, Any]) -> pd.DataFrame:
+    """IL-6 peak summary and its association with severe CRS and ICANS (2×2 OR, Fisher p)."""
+    n = len(table)
+    elevated = table["il6_elevated"] == 1
+    rows = [("elevated IL-6 (peak > ULN)", format_pct(elevated.sum(), n)),
+            ("peak, pg/mL, median (range)", format_median_range(table.loc[elevated, "il6_peak"], digits=1)),
+            ("day of peak, median (range)", format_median_range(table.loc[elevated, "il6_peak_day"], digits=0))]
+    assoc = il6_association(table, uln=params["il6_uln"])
+    for outcome, label in (("crs_ge_3", "grade ≥ 3 CRS"), ("icans", "ICANS")):
+        r = assoc.loc[outcome]
+        rows.append((f"elevated IL-6 → {label}: OR (95% CI), p",
+                     f"{format_ci(r['or'], r.get('or_lo'), r.get('or_hi'), digits=3)}, p {format_p(r['p'])}"))
+    return pd.DataFrame(rows, columns=["IL-6", "value"]).set_index("IL-6")

@@ -1,0 +1,205 @@
+"""Section 05: HSCT after CAR-T (the paper's stratified comparison, and analyses free of immortal time)."""
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from ..params import mrd_label
+from ..stats.competing import CumulativeIncidence, gray_test
+from ..stats.survival import KaplanMeier, logrank_test
+from ..stats import timevarying as tv
+from .common import median_or_none, min_or_none, max_or_none, months, nan_to_none
+
+
+def strata(table: pd.DataFrame, params: dict[str, Any]) -> dict[str, pd.Series]:
+    """The paper's tumour-burden strata (boolean masks), named as the results keys spell them."""
+    low, high = params["mrd_low_cutoff"], params["mrd_high_cutoff"]
+    out = {"all": pd.Series(True, index=table.index)}
+    for when, col in (("preld", "MRD_PRELD"), ("postld", "MRD_POSTLD")):
+        out[f"{when}_mrd_lt_{mrd_label(low)}"] = table[col] < low
+        out[f"{when}_mrd_ge_{mrd_label(high)}"] = table[col] >= high
+    return out
+
+
+def hsct_groups(table: pd.DataFrame) -> pd.Series:
+    """'HSCT' / 'no HSCT' labels of the paper's (time-fixed, 'ever transplanted') comparison."""
+    return table["hsct_after"].map({1: "HSCT", 0: "no HSCT"})
+
+
+def fixed_comparison(table: pd.DataFrame, endpoint: str):
+    """Log-rank test of ever vs never transplanted from day 0 (has immortal-time bias: see notebook 05)."""
+    days, event = {"os": ("os_days", "os_event"), "lfs": ("lfs_days", "lfs_event")}[endpoint]
+    return logrank_test(months(table[days]), table[event], hsct_groups(table))
+
+
+def time_varying_os(table: pd.DataFrame):
+    """Cox model of OS with HSCT as a time-varying covariate (start/stop split at the HSCT day)."""
+    data = tv.to_start_stop(months(table["os_days"]), table["os_event"], months(table["hsct_day"]))
+    return tv.TimeVaryingCox().fit(data), tv.mantel_byar_test(data)
+
+
+def landmark_os(table: pd.DataFrame, landmark_day: float):
+    """Landmark comparison of OS by HSCT before ``landmark_day`` among patients alive then."""
+    data = tv.landmark(table, landmark_day)
+    return data, (logrank_test(months(data["os_days"]), data["os_event"], data["hsct_by_landmark"])
+                  if data["hsct_by_landmark"].nunique() == 2 else None)
+
+
+def _stratum_keys(name: str, sub: pd.DataFrame, params: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    two_groups = sub["hsct_after"].nunique() == 2
+    for endpoint in ("os", "lfs"):
+        test = fixed_comparison(sub, endpoint) if two_groups else None
+        out[f"transplant.{endpoint}_logrank_p.{name}"] = nan_to_none(test.p_value) if test else None
+    for flag, label in ((1, "hsct"), (0, "no_hsct")):
+        grp = sub[sub["hsct_after"] == flag]
+        if len(grp):
+            fit = KaplanMeier(ci=params["km_ci"]).fit(months(grp["os_days"]), grp["os_event"])
+            out[f"transplant.os_median_mo.{name}.{label}"] = nan_to_none(fit.median_)
+            cif = CumulativeIncidence().fit(months(grp["crr_days"]), grp["crr_status"], cause=2)
+            out[f"transplant.nrm_5y.{name}.{label}"] = nan_to_none(cif.at(params["horizon_months"])[0])
+        else:
+            out[f"transplant.os_median_mo.{name}.{label}"] = None
+            out[f"transplant.nrm_5y.{name}.{label}"] = None
+    return out
+
+
+def results(cohort, table: pd.DataFrame, params: dict[str, Any]) -> dict[str, Any]:
+    """transplant.* keys."""
+    hsct = months(table["hsct_day"].dropna())
+    out: dict[str, Any] = {
+        "transplant.hsct_after_n": int(table["hsct_after"].sum()),
+        "transplant.hsct_median_mo": median_or_none(hsct),
+        "transplant.hsct_min_mo": min_or_none(hsct),
+        "transplant.hsct_max_mo": max_or_none(hsct),
+    }
+    for name, mask in strata(table, params).items():
+        out.update(_stratum_keys(name, table[mask], params))
+    two_groups = table["hsct_after"].nunique() == 2
+    gray = gray_test(months(table["crr_days"]), table["crr_status"], table["hsct_after"], cause=1) if two_groups else None
+    out["transplant.cir_gray_p"] = nan_to_none(gray.p_value) if gray else None
+    if two_groups:
+        model, mantel_byar = time_varying_os(table)
+        row = model.summary.iloc[0]
+        out.update({"transplant.tv_cox_os_hr": nan_to_none(row["hr"]), "transplant.tv_cox_os_p": nan_to_none(row["p"]),
+                    "transplant.mantel_byar_os_p": nan_to_none(mantel_byar.p_value)})
+    else:
+        out.update(dict.fromkeys(["transplant.tv_cox_os_hr", "transplant.tv_cox_os_p", "transplant.mantel_byar_os_p"]))
+    _, lm_test = landmark_os(table, params["landmark_day"])
+    out["transplant.landmark_os_logrank_p"] = nan_to_none(lm_test.p_value) if lm_test else None
+    return out
+
+
+# -- displays for notebook 05 ---------------------------------------------------------------
+
+STRATUM_TITLES = {"all": "all patients"}
+
+
+def _title(name: str) -> str:
+    if name in STRATUM_TITLES:
+        return STRATUM_TITLES[name]
+    when, _, op, cut = name.split("_")
+    return f"{'pre' if when == 'preld' else 'post'}-LD MRD {'<' if op == 'lt' else '≥'} {cut.replace('e-', '×10⁻')}"
+
+
+def plot_strata(table: pd.DataFrame, params: dict[str, Any], endpoint: str = "os"):
+    """KM of ``endpoint`` by HSCT within each tumour-burden stratum (the paper's Figure 1 layout)."""
+    import matplotlib.pyplot as plt
+
+    from ..stats.survival import plot_km
+
+    days, event = {"os": ("os_days", "os_event"), "lfs": ("lfs_days", "lfs_event")}[endpoint]
+    groups = {k: v for k, v in strata(table, params).items() if k != "all"}
+    fig, axes = plt.subplots(2, 2, figsize=(13, 10))
+    for ax, (name, mask) in zip(axes.ravel(), groups.items()):
+        sub = table[mask]
+        fits = {label: KaplanMeier(ci=params["km_ci"]).fit(months(g[days]), g[event], label=label)
+                for label, g in sub.groupby(hsct_groups(sub), sort=True)}
+        test = fixed_comparison(sub, endpoint) if len(fits) == 2 else None
+        from ..tables import format_p
+        p_text = f", log-rank p {format_p(test.p_value)}" if test else ""
+        plot_km(fits, ax=ax, at_risk_times=list(range(0, 109, 24)), title=f"{endpoint.upper()}: {_title(name)}{p_text}")
+    fig.tight_layout()
+    return fig
+
+
+def strata_table(table: pd.DataFrame, params: dict[str, Any]) -> pd.DataFrame:
+    """Per stratum: n by group, median OS, 5-year NRM and log-rank p of OS and LFS (fixed comparison)."""
+    from ..tables import format_p
+
+    rows = []
+    for name, mask in strata(table, params).items():
+        sub = table[mask]
+        k = _stratum_keys(name, sub, params)
+        fmt = lambda v, f: "—" if v is None else f.format(v)  # noqa: E731
+        rows.append({"stratum": _title(name), "n HSCT / no HSCT": f"{int(sub['hsct_after'].sum())} / {int((sub['hsct_after'] == 0).sum())}",
+                     "median OS, mo (HSCT / no)": f"{fmt(k[f'transplant.os_median_mo.{name}.hsct'], '{:.1f}')} / "
+                                                  f"{fmt(k[f'transplant.os_median_mo.{name}.no_hsct'], '{:.1f}')}",
+                     "5-y NRM, % (HSCT / no)": f"{fmt(k[f'transplant.nrm_5y.{name}.hsct'], '{:.1%}')} / "
+                                               f"{fmt(k[f'transplant.nrm_5y.{name}.no_hsct'], '{:.1%}')}",
+                     "OS log-rank p": format_p(k[f"transplant.os_logrank_p.{name}"]),
+                     "LFS log-rank p": format_p(k[f"transplant.lfs_logrank_p.{name}"])})
+    return pd.DataFrame(rows).set_index("stratum")
+
+
+def gray_table(table: pd.DataFrame) -> pd.DataFrame:
+    """Gray's test of relapse incidence, HSCT vs no HSCT, with each group's 5-year incidence."""
+    from ..tables import format_p
+
+    fit = CumulativeIncidence().fit(months(table["crr_days"]), table["crr_status"], cause=1, groups=hsct_groups(table))
+    test = gray_test(months(table["crr_days"]), table["crr_status"], hsct_groups(table), cause=1)
+    rows = [(g, f"{fit.at(60.0, group=g)[0]:.1%}") for g in fit.groups_]
+    rows.append(("Gray's test", f"chi-square {test.statistic:.3f}, df {test.df}, p {format_p(test.p_value)}"))
+    return pd.DataFrame(rows, columns=["relapse incidence at 60 months", "value"]).set_index("relapse incidence at 60 months")
+
+
+def immortal_time_table(table: pd.DataFrame) -> pd.DataFrame:
+    """How much event-free time the HSCT group gets by construction, and the early events the other group keeps."""
+    hsct = table[table["hsct_after"] == 1]
+    never = table[table["hsct_after"] == 0]
+    latest = hsct["hsct_day"].max() if len(hsct) else float("nan")
+    early = never[(never["lfs_event"] == 1) & (never["lfs_days"] <= latest)]
+    rows = [("HSCT group: immortal person-months before HSCT", f"{months(hsct['hsct_day']).sum():.1f}"),
+            ("HSCT group: median months from infusion to HSCT", f"{months(hsct['hsct_day']).median():.1f}"),
+            ("no-HSCT group: relapses or deaths before the last HSCT day", f"{len(early)} of {len(never)}")]
+    return pd.DataFrame(rows, columns=["immortal time", "value"]).set_index("immortal time")
+
+
+def time_varying_table(table: pd.DataFrame, params: dict[str, Any]) -> pd.DataFrame:
+    """HSCT effect on OS: fixed (biased) Cox, time-varying Cox, Mantel–Byar and landmark tests."""
+    from ..stats.cox import CoxModel
+    from ..tables import format_ci, format_p
+
+    rows = []
+    fixed = CoxModel().fit(table.assign(t=months(table["os_days"])), "t", "os_event", ["hsct_after"]).summary.iloc[0]
+    rows.append(("Cox, HSCT fixed at day 0 (immortal-time bias)", format_ci(fixed["hr"], fixed["hr_lo"], fixed["hr_hi"]),
+                 format_p(fixed["p"])))
+    model, mb = time_varying_os(table)
+    tv_row = model.summary.iloc[0]
+    rows.append(("Cox, HSCT time-varying", format_ci(tv_row["hr"], tv_row["hr_lo"], tv_row["hr_hi"]), format_p(tv_row["p"])))
+    rows.append(("Mantel–Byar test", "", format_p(mb.p_value)))
+    data, lm = landmark_os(table, params["landmark_day"])
+    rows.append((f"landmark at day {params['landmark_day']:g} (n = {len(data)}), log-rank", "",
+                 format_p(lm.p_value) if lm else "— (one group only)"))
+    return pd.DataFrame(rows, columns=["OS analysis", "HR (95% CI)", "p"]).set_index("OS analysis")
+
+
+def plot_simon_makuch(table: pd.DataFrame):
+    """Simon–Makuch curves of OS: patients move to the HSCT curve on their transplant day."""
+    fit = tv.SimonMakuch().fit(months(table["os_days"]), table["os_event"], months(table["hsct_day"]))
+    ax = fit.plot()
+    ax.set_title("OS by HSCT as it happens (Simon–Makuch)")
+    ax.set_xlabel("months since infusion")
+    return ax
+
+
+def plot_landmark(table: pd.DataFrame, params: dict[str, Any]):
+    """KM of OS from the landmark day by HSCT before it."""
+    from ..stats.survival import plot_km
+
+    data, _ = landmark_os(table, params["landmark_day"])
+    fits = {("HSCT before landmark" if g else "no HSCT before landmark"):
+            KaplanMeier(ci=params["km_ci"]).fit(months(d["os_days"]), d["os_event"]) for g, d in data.groupby("hsct_by_landmark")}
+    return plot_km(fits, at_risk_times=list(range(0, 97, 24)),
+                   title=f"OS from the day-{params['landmark_day']:g} landmark")

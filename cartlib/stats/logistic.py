@@ -1,0 +1,161 @@
+"""Logistic regression (maximum likelihood, Wald CI and p) with separation detection.
+
+Fitted with statsmodels ``Logit`` (Newton–Raphson); results equal R
+``glm(family = binomial)`` with ``confint.default`` (goldens in ``tests/golden/glm``).
+Under complete or quasi-complete separation the maximum likelihood estimate does not
+exist: the fitter stops at some huge coefficient, and the OR / CI / p it would give
+are artefacts of the stopping rule, so they are reported as NaN with a ``reason``.
+"""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import statsmodels.api as sm
+from scipy import stats
+
+__all__ = ["LogisticModel", "ScreenResult", "logistic_screen"]
+
+# A fitted probability this close to 0 or 1 means the likelihood is still rising towards
+# a boundary (R warns at 10 * machine epsilon after its own stopping rule).
+_BOUNDARY = 1e-8
+# Under separation Newton's coefficients diverge and their SEs explode (se ~ exp(|b|/2)).
+_HUGE_COEF, _HUGE_SE = 10.0, 1e3
+
+_COLUMNS = ["coef", "se", "or", "or_lo", "or_hi", "z", "p"]
+
+
+def _complete_cases(df: pd.DataFrame, outcome: str, covariates: list[str]):
+    missing = [c for c in [outcome, *covariates] if c not in df.columns]
+    if missing:
+        raise ValueError(f"columns not in the data: {missing}")
+    data = df[[outcome, *covariates]].apply(pd.to_numeric, errors="coerce")
+    kept = data.dropna()
+    y = kept[outcome]
+    if not y.isin([0, 1]).all():
+        raise ValueError(f"outcome {outcome!r} must be 0/1")
+    return kept, len(data) - len(kept)
+
+
+class LogisticModel:
+    """Binary logistic regression of ``outcome`` on ``covariates`` (numeric columns of a DataFrame).
+
+    ``fit(df, outcome, covariates)`` returns self; ``summary`` is indexed by covariate
+    with coef, se, or, or_lo, or_hi (Wald, ``confint.default``), z, p (Wald) and
+    ``reason`` (None, or why or/CI/p are NaN). Rows with a missing value in the
+    outcome or a covariate are dropped (``n_dropped``). Separation (statsmodels'
+    perfect-separation signal, no convergence, or fitted probabilities at 0/1 together
+    with a diverging coefficient) sets ``separation = True`` and NaN in or/CI/z/p.
+
+    >>> df = pd.DataFrame({"y": [0, 0, 1, 1, 0, 1, 0, 1, 1, 0], "x": [1, 2, 3, 4, 5, 6, 2, 8, 3, 1]})
+    >>> m = LogisticModel().fit(df, "y", ["x"])
+    >>> m.summary.loc["x", ["coef", "or", "p"]].astype(float).round(4).tolist()
+    [0.8797, 2.4102, 0.1222]
+    >>> sep = pd.DataFrame({"y": [0, 0, 0, 1, 1, 1], "x": [1, 2, 3, 4, 5, 6]})
+    >>> m = LogisticModel().fit(sep, "y", ["x"])
+    >>> m.separation, m.summary.loc["x", ["or", "p"]].isna().all()
+    (True, np.True_)
+    """
+
+    def __init__(self, alpha: float = 0.05):
+        if not 0 < alpha < 1:
+            raise ValueError("alpha must be in (0, 1)")
+        self.alpha = alpha
+
+    def fit(self, df: pd.DataFrame, outcome: str, covariates):
+        covariates = [covariates] if isinstance(covariates, str) else list(covariates)
+        kept, self.n_dropped = _complete_cases(df, outcome, covariates)
+        self.outcome, self.covariates, self.n = outcome, covariates, len(kept)
+        self.n_events = int(kept[outcome].sum())
+        self.separation, self.reason = False, None
+        if self.n_events in (0, self.n) or self.n <= len(covariates) + 1:
+            self.reason = "outcome constant" if self.n_events in (0, self.n) else "too few observations"
+            self.summary = self._empty(self.reason)
+            return self
+        X = sm.add_constant(kept[covariates].astype(float), has_constant="add")
+        if np.linalg.matrix_rank(X.to_numpy()) < X.shape[1]:
+            self.reason = "covariates are collinear (or one is constant)"
+            self.summary = self._empty(self.reason)
+            return self
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            try:
+                res = sm.Logit(kept[outcome].astype(float), X).fit(method="newton", maxiter=100, disp=0)
+            except Exception as err:   # statsmodels < 0.14 raised PerfectSeparationError
+                if "separation" not in str(err).lower():
+                    raise
+                res = None
+        signals = [str(w.message) for w in caught]
+        self.result_ = res
+        self.summary = self._table(res, signals)
+        return self
+
+    def _empty(self, reason):
+        out = pd.DataFrame(np.nan, index=pd.Index(self.covariates, name="covariate"), columns=_COLUMNS)
+        out["reason"] = reason
+        return out
+
+    def _table(self, res, signals):
+        if res is None:
+            self.separation, self.reason = True, "perfect separation (no finite maximum likelihood estimate)"
+            return self._empty(self.reason)
+        coef, se = res.params[self.covariates], res.bse[self.covariates]
+        fitted = res.predict()
+        at_boundary = bool(np.any((fitted < _BOUNDARY) | (fitted > 1 - _BOUNDARY)))
+        diverging = bool(np.any((res.params.abs() > _HUGE_COEF) | (res.bse > _HUGE_SE)))
+        flagged = any("separation" in s.lower() for s in signals)
+        converged = bool(res.mle_retvals.get("converged", True))
+        out = pd.DataFrame({"coef": coef, "se": se})
+        out.index.name = "covariate"
+        if flagged or not converged or (at_boundary and diverging):
+            self.separation = True
+            self.reason = ("complete or quasi-complete separation: fitted probabilities at 0/1, "
+                           "no finite maximum likelihood estimate")
+            if not converged and not (flagged or at_boundary):
+                self.separation, self.reason = False, "did not converge"
+            for col in _COLUMNS[2:]:
+                out[col] = np.nan
+            out["reason"] = self.reason
+            return out
+        z = stats.norm.ppf(1 - self.alpha / 2)
+        out["or"] = np.exp(coef)
+        out["or_lo"], out["or_hi"] = np.exp(coef - z * se), np.exp(coef + z * se)
+        out["z"] = coef / se
+        out["p"] = 2 * stats.norm.sf(np.abs(out["z"]))
+        out["reason"] = None
+        return out[[*_COLUMNS, "reason"]]
+
+
+@dataclass(frozen=True)
+class ScreenResult:
+    """Univariable screen: one row per covariate (``table``) and those with p < screen_p (``selected``)."""
+
+    table: pd.DataFrame
+    selected: list
+    screen_p: float
+
+
+def logistic_screen(df: pd.DataFrame, outcome: str, covariates, screen_p: float = 0.2,
+                    alpha: float = 0.05) -> ScreenResult:
+    """Fit one univariable logistic model per covariate; select those with Wald p < ``screen_p``.
+
+    Each model uses its own complete cases (column ``n``). A covariate whose p is NaN
+    (separation, constant) is never selected; ``reason`` says why.
+
+    >>> df = pd.DataFrame({"y": [0, 0, 1, 1, 0, 1, 0, 1, 1, 0], "x": [1, 2, 3, 4, 5, 6, 2, 8, 3, 1],
+    ...                    "w": [1, 0, 1, 0, 1, 0, 1, 0, 1, 0]})
+    >>> res = logistic_screen(df, "y", ["x", "w"])
+    >>> res.selected
+    ['x']
+    >>> res.table["p"].round(3).tolist()
+    [0.122, 0.53]
+    """
+    rows = []
+    for cov in ([covariates] if isinstance(covariates, str) else covariates):
+        m = LogisticModel(alpha).fit(df, outcome, [cov])
+        rows.append(m.summary.loc[[cov]].assign(n=m.n))
+    table = pd.concat(rows)
+    selected = [c for c in table.index if table.loc[c, "p"] < screen_p]
+    return ScreenResult(table, selected, screen_p)
