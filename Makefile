@@ -16,9 +16,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 >/dev/null
 	touch $(STAMP)
 
+# unit, golden, doctest and end-to-end tests; then nbval re-executes the committed notebooks and
+# compares every cell marked NBVAL_CHECK_OUTPUT with its stored output
 test: setup
-	MPLBACKEND=Agg $(BIN)/python -m pytest tests
-	MPLBACKEND=Agg $(BIN)/python -m pytest --nbval-lax --nbval-sanitize-with tests/nbval_sanitize.cfg -p no:cacheprovider notebooks
+	MPLBACKEND=Agg $(BIN)/python -m pytest -p no:cacheprovider --doctest-modules tests cartlib
+	$(BIN)/python -m pytest -p no:cacheprovider --nbval-lax --nbval-sanitize-with tests/nbval_sanitize.cfg notebooks
 
 report: setup
 	$(BIN)/cartlib run --out reports/default

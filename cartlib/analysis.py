@@ -24,14 +24,6 @@ def load(params: dict[str, Any]):
     return load_cohort(params["data"] or DEFAULT_COHORT, lloq=params["lloq"])
 
 
-def nca_rules(params: dict[str, Any]):
-    """The NCA rules of a parameter set (PK_NCA.md)."""
-    from .pk.nca import NCARules
-
-    return NCARules(lloq=params["lloq"], auc_method=params["auc_method"],
-                    auc_end_day=params["auc_end_day"], expansion_min=params["expansion_min"])
-
-
 def analysis_table(cohort, params: dict[str, Any]) -> pd.DataFrame:
     """Derived endpoints (``derive_analysis_table``), NCA parameters and the IL-6 flag, one row a patient.
 
@@ -39,10 +31,10 @@ def analysis_table(cohort, params: dict[str, Any]) -> pd.DataFrame:
     """
     from .bca import derive_il6_elevated
     from .derive import derive_analysis_table
-    from .pk.nca import nca
+    from .pk.nca import NCARules, nca
 
     table = derive_analysis_table(cohort)
-    pk = nca(cohort.pk, nca_rules(params)).reindex(table.index)
+    pk = nca(cohort.pk, NCARules.from_params(params)).reindex(table.index)
     for col in ("expansion", "n_samples", "n_blq"):
         if col in pk:
             pk[col] = pk[col].fillna(0).astype(int)

@@ -134,10 +134,14 @@ def _read_csv_table(table: str, data: bytes, out: list[Violation]) -> pd.DataFra
     text = _decode(table, data, out)
     if text is None:
         return None
-    records = []
-    for n, cells in enumerate(csv.reader(_io.StringIO(text, newline="")), start=1):
-        if any(c.strip() for c in cells):
-            records.append((n, cells))
+    records, reader = [], csv.reader(_io.StringIO(text, newline=""), strict=True)
+    try:
+        for n, cells in enumerate(reader, start=1):
+            if any(c.strip() for c in cells):
+                records.append((n, cells))
+    except csv.Error as err:  # e.g. an unterminated quote: report it, never a traceback
+        out.append(Violation(table, reader.line_num, None, None, f"file {table}.csv cannot be read as CSV ({err})"))
+        return None
     return _frame(table, records, out)
 
 

@@ -48,8 +48,9 @@ PK_SCHEDULE = (4, 7, 10, 14, 21, 28, 35, 42, 49, 60, 84, 182, 273, 378,
 def set_style(context: str = "notebook") -> None:
     """Apply the shared look: seaborn "ticks", Okabe–Ito colours, 9-inch figures at 100 dpi.
 
-    >>> set_style()
-    >>> mpl.rcParams["figure.figsize"], mpl.rcParams["savefig.dpi"]
+    >>> with mpl.rc_context():  # rc_context only to leave the caller's style untouched
+    ...     set_style()
+    ...     mpl.rcParams["figure.figsize"], mpl.rcParams["savefig.dpi"]
     ([9.0, 5.0], 100.0)
     """
     sns.set_theme(context=context, style="ticks", palette=list(OKABE_ITO.values()))
@@ -126,11 +127,11 @@ def plot_forest(summary: pd.DataFrame, ax=None, estimate: str = "hr", lower: str
     trans = blended_transform_factory(ax.transAxes, ax.transData)
     ci_col, p_col = text.columns
     ax.text(1.04, n - 0.45, ci_col, transform=trans, weight="bold", va="bottom")
-    ax.text(1.50, n - 0.45, p_col, transform=trans, weight="bold", va="bottom")
+    ax.text(1.62, n - 0.45, p_col, transform=trans, weight="bold", va="bottom")
     for i in range(n):
         ax.text(1.04, y[i], text.iloc[i, 0], transform=trans, va="center", gid=f"text:{names[i]}")
         if ok[i]:
-            ax.text(1.50, y[i], text.iloc[i, 1], transform=trans, va="center")
+            ax.text(1.62, y[i], text.iloc[i, 1], transform=trans, va="center")
     if title:
         ax.set_title(title, loc="left")
     return ax
@@ -487,18 +488,27 @@ def plot_bca_duration(analysis: pd.DataFrame, by: str | None = None, ax=None,
     """
     d = analysis[analysis["bca"] == 1].copy()
     if by is None:
-        d["group"] = "patients with BCA"
+        d["group"], order = "patients with BCA", ["patients with BCA"]
     else:
-        d["group"] = d[by].map(lambda v: (labels or {}).get(v, f"{by} = {v}"))
-    order = sorted(d["group"].unique())
+        d = d[d[by].notna()]
+        name = {v: (labels or {}).get(v, f"{by} = {v}") for v in sorted(d[by].unique())}
+        d["group"], order = d[by].map(name), list(name.values())
     d["status"] = np.where(d["bca_ongoing"] == 1, "ongoing (censored)", "lost")
     ax = _axes(ax, (6, 5))
-    sns.boxplot(data=d, x="group", y="bca_duration_days", order=order, showfliers=False,
-                color="0.92", width=0.5, ax=ax)
-    sns.swarmplot(data=d, x="group", y="bca_duration_days", order=order, hue="status",
-                  hue_order=["lost", "ongoing (censored)"], size=5, ax=ax,
-                  palette=[OKABE_ITO["blue"], OKABE_ITO["orange"]])
-    ax.legend(title="B-cell aplasia", fontsize="small")
+    if d.empty:
+        ax.text(0.5, 0.5, "no patient with B-cell aplasia", transform=ax.transAxes, ha="center")
+    else:
+        # matplotlib's own boxplot: seaborn 0.13's passes a `vert` argument that matplotlib
+        # 3.11 deprecates (removal planned), so it would warn in every notebook.
+        ax.boxplot([d.loc[d["group"] == g, "bca_duration_days"] for g in order],
+                   positions=range(len(order)), widths=0.5, showfliers=False,
+                   manage_ticks=False, patch_artist=True, medianprops=dict(color="0.2"),
+                   boxprops=dict(facecolor="0.92", edgecolor="0.4"),
+                   whiskerprops=dict(color="0.4"), capprops=dict(color="0.4"))
+        sns.swarmplot(data=d, x="group", y="bca_duration_days", order=order, hue="status",
+                      hue_order=["lost", "ongoing (censored)"], size=5, ax=ax,
+                      palette=[OKABE_ITO["blue"], OKABE_ITO["orange"]])
+        ax.legend(title="B-cell aplasia", fontsize="small")
     ax.set_xlabel("")
     ax.set_ylabel("BCA duration (days)")
     return ax

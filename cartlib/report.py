@@ -41,7 +41,7 @@ def _header_html(manifest: dict[str, Any], toc: list[tuple[str, str]]) -> str:
         f"<b>Data fingerprint (SHA-256):</b> <code>{html.escape(str(manifest.get('data_fingerprint', '')))}</code><br>"
         f"<b>cartlib:</b> {html.escape(str(manifest.get('cartlib', '')))}</p>"
         f"<details><summary><b>Parameters of this run</b></summary><table>{rows}</table></details>"
-        f"<h2>Contents</h2><ol>{items}</ol>"
+        f"<h2>Contents</h2><ul>{items}</ul>"
     )
 
 

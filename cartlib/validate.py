@@ -14,7 +14,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-import pandera.pandas as pa
+try:
+    import pandera.pandas as pa
+except ImportError:  # pandera before the pandera.pandas namespace (pyproject allows >= 0.20)
+    import pandera as pa
 from pandera.errors import SchemaErrors
 
 from cartlib.errors import Violation

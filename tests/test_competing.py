@@ -104,3 +104,17 @@ def test_bad_input_raises():
         CumulativeIncidence().fit([-1, 2], [1, 0])
     with pytest.raises(ValueError):
         CumulativeIncidence(ci="log")
+
+
+def test_numeric_groups_in_numeric_order():
+    fit = CumulativeIncidence().fit([1, 2, 3, 4, 5, 6], [1, 0, 1, 0, 1, 0], groups=[10, 10, 2, 2, 1, 1])
+    assert fit.groups_ == [1, 2, 10]
+
+
+def test_gray_statistic_does_not_depend_on_group_labels():
+    # the K scores sum to 0, so dropping any one group (R drops the last level) gives the same statistic
+    d = _data("ties")
+    relabelled = d.group.map({"g1": "z", "g2": "a", "g3": "m"})
+    a = gray_test(d.time, d.status, d.group, strata=d.strata)
+    b = gray_test(d.time, d.status, relabelled, strata=d.strata)
+    assert a.statistic == pytest.approx(b.statistic, rel=1e-10) and a.df == b.df == 2

@@ -111,12 +111,13 @@ def test_missing_rows_are_dropped_like_na_omit():
 
 def test_cox_screen_matches_univariable_coxph_and_selects():
     d = COX["cart_screen"]
-    res, selected = cox_screen(COHORT, "time", "event", d["covariates"], screen_p=0.2)
+    screen = cox_screen(COHORT, "time", "event", d["covariates"], screen_p=0.2)
+    res, selected = screen.table, screen.selected
     np.testing.assert_allclose(res.loc[["x1", "x2"], "p"], d["p"], atol=TOL)
     np.testing.assert_allclose(res.loc[["x1", "x2"], "hr"], d["hr"], rtol=TOL)
     assert np.isnan(res.loc["noevent_grp", "hr"]) and res.loc["noevent_grp", "reason"]
     assert selected == [c for c, p in zip(["x1", "x2"], d["p"]) if p < 0.2]
-    _, everything = cox_screen(COHORT, "time", "event", ["x1", "x2"], screen_p=1.0)
+    everything = cox_screen(COHORT, "time", "event", ["x1", "x2"], screen_p=1.0).selected
     assert everything == ["x1", "x2"]
 
 

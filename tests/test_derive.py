@@ -181,7 +181,7 @@ def _patients(draw):
     return out
 
 
-@settings(max_examples=60, deadline=None, derandomize=True)
+@settings(max_examples=30, deadline=None, derandomize=True)
 @given(_patients())
 def test_endpoint_definitions_agree(patients):
     # Consequences of the contract's definitions, checked on any event pattern:

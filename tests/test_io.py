@@ -202,3 +202,10 @@ def test_cohort_page_shows_the_example_cohort():
     for table, text in EXAMPLE.items():
         assert f"`{table}.csv`\n```\n{text}```" in page, table
     assert example_cohort().subjects["USUBJID"].tolist() == ["P001", "P002"]
+
+
+def test_broken_quoting_is_a_violation_not_a_traceback(folder):
+    p = folder / "medications.csv"
+    p.write_text(p.read_text() + 'P04,"TOCILIZUMAB,9\n')        # quote never closed
+    (v,) = _errors(folder)
+    assert v.table == "medications" and "cannot be read as CSV" in v.rule

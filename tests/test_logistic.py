@@ -88,3 +88,9 @@ def test_constant_outcome_and_bad_input():
         LogisticModel().fit(df.assign(y=[0, 1, 2, 0]), "y", ["x"])
     with pytest.raises(ValueError):
         LogisticModel().fit(df, "y", ["missing_column"])
+
+
+def test_non_numeric_covariate_raises():
+    df = pd.DataFrame({"y": [0, 1, 0, 1], "x": ["a", "b", "1", "2"]})
+    with pytest.raises(ValueError, match="non-numeric"):
+        LogisticModel().fit(df, "y", ["x"])

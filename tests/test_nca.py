@@ -143,6 +143,16 @@ class TestBLQAndMissingRules:
         assert res.loc["Q", "n_samples"] == 0 and res.loc["Q", "expansion"] == 0
         assert np.isnan(res.loc["Q", "cmax"]) and np.isnan(res.loc["Q", "auc28"])
 
+    def test_missing_number_without_blq_text_is_not_a_sample(self):
+        # The loader refuses an empty CONC; if one slips through it is neither a 0 nor a
+        # sample: the day-14 row is dropped and the profile joins day 7 to day 28.
+        pk = make_pk([("P", 7, 500.0), ("P", 14, 700.0), ("P", 28, 100.0)])
+        pk.loc[1, "CONC"] = np.nan
+        res = nca(pk, auc_method="linear").loc["P"]
+        # 7*500/2 + 21*(500+100)/2 = 1750 + 6300
+        assert res["auc28"] == pytest.approx(8050.0)
+        assert (res["n_samples"], res["n_blq"]) == (2, 0)
+
     def test_tmax_is_first_day_of_maximum(self):
         rows = [("P", 4, 3000.0), ("P", 10, 3000.0), ("P", 28, 100.0)]
         assert nca(make_pk(rows)).loc["P", "tmax"] == 4

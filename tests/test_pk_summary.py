@@ -64,11 +64,15 @@ class TestTable3:
 
     def test_nan_p_has_a_reason(self, analysis, t3):
         assert t3["p_reason"].isna().all()              # every p computable here
-        # keep a single patient with HSCT history: no test for that row, and it says why
+        # a single patient with HSCT history still has R's normal-approximation p ...
         one = analysis[(analysis["PRIOR_HSCT"] == "N") | (analysis.index == "S01")].copy()
         one.loc["S01", "PRIOR_HSCT"] = "Y"
         row = table3(one).loc[("prior_hsct", "yes")]
-        assert row["n"] == 1 and np.isnan(row["cmax_p"]) and row["p_reason"]
+        assert row["n"] == 1 and 0 < row["cmax_p"] <= 1
+        # ... none with it has no test, and the table says why
+        none = analysis[analysis["PRIOR_HSCT"] == "N"]
+        row = table3(none).loc[("prior_hsct", "yes")]
+        assert row["n"] == 0 and np.isnan(row["cmax_p"]) and "no value" in row["p_reason"]
 
     def test_missing_column_is_an_error(self, analysis):
         with pytest.raises(ValueError, match="tlast"):

@@ -4,6 +4,7 @@ Artists are found by the ``gid`` the plotting functions give them; the expected 
 and positions are worked out by hand from the inputs below.
 """
 import matplotlib
+import matplotlib.colors
 
 matplotlib.use("Agg")
 
@@ -39,10 +40,13 @@ def assert_points(found, expected):
 
 
 def test_set_style_gives_900px_wide_figures():
-    plots.set_style()
-    w = matplotlib.rcParams["figure.figsize"][0] * matplotlib.rcParams["savefig.dpi"]
-    assert w == 900
-    assert matplotlib.rcParams["svg.hashsalt"] == "cartlib"
+    with matplotlib.rc_context():  # leave the session's style as it was
+        plots.set_style()
+        w = matplotlib.rcParams["figure.figsize"][0] * matplotlib.rcParams["savefig.dpi"]
+        assert w == 900
+        assert matplotlib.rcParams["svg.hashsalt"] == "cartlib"
+        colours = matplotlib.rcParams["axes.prop_cycle"].by_key()["color"]
+        assert matplotlib.colors.to_hex(colours[1]).upper() == "#E69F00"  # Okabe–Ito orange
 
 
 # --- forest ---------------------------------------------------------------------------
@@ -136,6 +140,8 @@ def test_spaghetti_lloq_parameter_median_nca_highlight_and_inset():
     # C's day-200 sample lies beyond 120 days: an inset with log time shows it
     assert len(ax.child_axes) == 1 and ax.child_axes[0].get_xscale() == "log"
     assert plots.plot_spaghetti(_pk(), xmax=None).child_axes == []
+    ax = plots.plot_spaghetti(_pk(), xmax=None, xscale="log")
+    assert ax.get_xscale() == "log" and ax.get_xlim()[1] == pytest.approx(200 * 1.05)
 
 
 def test_median_pk_profile_binning_blq_rule_and_min_n():
@@ -284,8 +290,12 @@ def test_bca_duration_points_per_group():
     ax = plots.plot_bca_duration(_analysis(), by="female", labels={0: "male", 1: "female"})
     # bca == 1: P1 (female, 120, ongoing), P2 (male, 30), P4 (female, 45), P5 (male, 60)
     assert sorted(np.concatenate([c.get_offsets()[:, 1] for c in ax.collections])) == [30, 45, 60, 120]
-    assert [t.get_text() for t in ax.get_xticklabels()] == ["female", "male"]
+    # groups in the order of the values (0, 1), not of the labels
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["male", "female"]
     assert len(plots.plot_bca_duration(_analysis()).get_xticklabels()) == 1
+    ax = plots.plot_bca_duration(_analysis().assign(bca=0))
+    assert [t.get_text() for t in ax.texts] == ["no patient with B-cell aplasia"]
+    assert len(ax.collections) == 0
 
 
 def test_figures_are_deterministic():

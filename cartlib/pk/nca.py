@@ -213,7 +213,9 @@ def nca(pk: pd.DataFrame, rules: NCARules | None = None, **overrides) -> pd.Data
     ``auc_end_day``, ``auc_method`` and the rules.
 
     A day whose averaged concentration is > 0 counts as quantifiable (a day mixing a
-    quantifiable sample with a BLQ one keeps its mean, even below the LLOQ).
+    quantifiable sample with a BLQ one keeps its mean, even below the LLOQ). A row with
+    CONC missing but ``BLQ_TEXT`` False (which the loader refuses) is not a sample; without
+    a ``BLQ_TEXT`` column every missing CONC is read as the text BLQ.
 
     >>> pk = pd.DataFrame({"USUBJID": ["A"] * 5 + ["B"] * 2,
     ...     "DAY": [-1, 7, 14, 21, 28, 7, 28],

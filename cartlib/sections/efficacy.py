@@ -43,11 +43,8 @@ def cumulative_incidence(table: pd.DataFrame, cause: int, groups=None) -> Cumula
 
 def univariable(table: pd.DataFrame, endpoint: str, params: dict[str, Any]):
     """The paper's univariable Cox screen: ``.table`` of HR/CI/p per covariate, ``.selected`` (p < screen_p)."""
-    from ..stats.logistic import ScreenResult  # TODO: cox_screen returns a ScreenResult itself
-
     d = survival_data(table, endpoint)
-    res, selected = cox_screen(d, "time_mo", "event", params["cox_covariates"], screen_p=params["screen_p"])
-    return ScreenResult(res, selected, params["screen_p"])
+    return cox_screen(d, "time_mo", "event", params["cox_covariates"], screen_p=params["screen_p"])
 
 
 def multivariable(table: pd.DataFrame, endpoint: str, covariates: list[str]) -> CoxModel:

@@ -9,7 +9,8 @@ from ..params import mrd_label
 from ..stats.competing import CumulativeIncidence, gray_test
 from ..stats.survival import KaplanMeier, logrank_test
 from ..stats import timevarying as tv
-from .common import median_or_none, min_or_none, max_or_none, months, nan_to_none
+from ..tables import format_ci, format_p
+from .common import max_or_none, median_or_none, min_or_none, months, nan_to_none
 
 
 def strata(table: pd.DataFrame, params: dict[str, Any]) -> dict[str, pd.Series]:
@@ -35,6 +36,8 @@ def fixed_comparison(table: pd.DataFrame, endpoint: str):
 
 def time_varying_os(table: pd.DataFrame):
     """Cox model of OS with HSCT as a time-varying covariate (start/stop split at the HSCT day)."""
+    # an OS time of 0 days is an empty (0, 0] interval, which start/stop data cannot hold (R's coxph drops it)
+    table = table[table["os_days"] > 0]
     data = tv.to_start_stop(months(table["os_days"]), table["os_event"], months(table["hsct_day"]))
     return tv.TimeVaryingCox().fit(data), tv.mantel_byar_test(data)
 
@@ -57,11 +60,12 @@ def _stratum_keys(name: str, sub: pd.DataFrame, params: dict[str, Any]) -> dict[
         if len(grp):
             fit = KaplanMeier(ci=params["km_ci"]).fit(months(grp["os_days"]), grp["os_event"])
             out[f"transplant.os_median_mo.{name}.{label}"] = nan_to_none(fit.median_)
+            out[f"transplant.os_time_median_mo.{name}.{label}"] = median_or_none(months(grp["os_days"]))
             cif = CumulativeIncidence().fit(months(grp["crr_days"]), grp["crr_status"], cause=2)
             out[f"transplant.nrm_5y.{name}.{label}"] = nan_to_none(cif.at(params["horizon_months"])[0])
         else:
-            out[f"transplant.os_median_mo.{name}.{label}"] = None
-            out[f"transplant.nrm_5y.{name}.{label}"] = None
+            for key in ("os_median_mo", "os_time_median_mo", "nrm_5y"):
+                out[f"transplant.{key}.{name}.{label}"] = None
     return out
 
 
@@ -100,7 +104,10 @@ def _title(name: str) -> str:
     if name in STRATUM_TITLES:
         return STRATUM_TITLES[name]
     when, _, op, cut = name.split("_")
-    return f"{'pre' if when == 'preld' else 'post'}-LD MRD {'<' if op == 'lt' else '≥'} {cut.replace('e-', '×10⁻')}"
+    mantissa, exponent = cut.split("e")
+    power = "10" + exponent.translate(str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹"))
+    value = power if mantissa == "1" else f"{mantissa}×{power}"
+    return f"{'pre' if when == 'preld' else 'post'}-LD MRD {'<' if op == 'lt' else '≥'} {value}"
 
 
 def plot_strata(table: pd.DataFrame, params: dict[str, Any], endpoint: str = "os"):
@@ -111,33 +118,33 @@ def plot_strata(table: pd.DataFrame, params: dict[str, Any], endpoint: str = "os
 
     days, event = {"os": ("os_days", "os_event"), "lfs": ("lfs_days", "lfs_event")}[endpoint]
     groups = {k: v for k, v in strata(table, params).items() if k != "all"}
-    fig, axes = plt.subplots(2, 2, figsize=(13, 10))
+    fig, axes = plt.subplots(2, 2, figsize=(13, 11))
     for ax, (name, mask) in zip(axes.ravel(), groups.items()):
         sub = table[mask]
         fits = {label: KaplanMeier(ci=params["km_ci"]).fit(months(g[days]), g[event], label=label)
                 for label, g in sub.groupby(hsct_groups(sub), sort=True)}
         test = fixed_comparison(sub, endpoint) if len(fits) == 2 else None
-        from ..tables import format_p
         p_text = f", log-rank p {format_p(test.p_value)}" if test else ""
         plot_km(fits, ax=ax, at_risk_times=list(range(0, 109, 24)), title=f"{endpoint.upper()}: {_title(name)}{p_text}")
-    fig.tight_layout()
+    fig.subplots_adjust(hspace=0.75, wspace=0.25, bottom=0.12, top=0.95)  # room for the at-risk tables
     return fig
+
+
+def _fmt(value, spec: str) -> str:
+    return "—" if value is None else spec.format(value)
 
 
 def strata_table(table: pd.DataFrame, params: dict[str, Any]) -> pd.DataFrame:
     """Per stratum: n by group, median OS, 5-year NRM and log-rank p of OS and LFS (fixed comparison)."""
-    from ..tables import format_p
-
     rows = []
     for name, mask in strata(table, params).items():
         sub = table[mask]
         k = _stratum_keys(name, sub, params)
-        fmt = lambda v, f: "—" if v is None else f.format(v)  # noqa: E731
         rows.append({"stratum": _title(name), "n HSCT / no HSCT": f"{int(sub['hsct_after'].sum())} / {int((sub['hsct_after'] == 0).sum())}",
-                     "median OS, mo (HSCT / no)": f"{fmt(k[f'transplant.os_median_mo.{name}.hsct'], '{:.1f}')} / "
-                                                  f"{fmt(k[f'transplant.os_median_mo.{name}.no_hsct'], '{:.1f}')}",
-                     "5-y NRM, % (HSCT / no)": f"{fmt(k[f'transplant.nrm_5y.{name}.hsct'], '{:.1%}')} / "
-                                               f"{fmt(k[f'transplant.nrm_5y.{name}.no_hsct'], '{:.1%}')}",
+                     "median OS, mo (HSCT / no)": f"{_fmt(k[f'transplant.os_median_mo.{name}.hsct'], '{:.1f}')} / "
+                                                  f"{_fmt(k[f'transplant.os_median_mo.{name}.no_hsct'], '{:.1f}')}",
+                     "5-y NRM, % (HSCT / no)": f"{_fmt(k[f'transplant.nrm_5y.{name}.hsct'], '{:.1%}')} / "
+                                               f"{_fmt(k[f'transplant.nrm_5y.{name}.no_hsct'], '{:.1%}')}",
                      "OS log-rank p": format_p(k[f"transplant.os_logrank_p.{name}"]),
                      "LFS log-rank p": format_p(k[f"transplant.lfs_logrank_p.{name}"])})
     return pd.DataFrame(rows).set_index("stratum")
@@ -145,8 +152,6 @@ def strata_table(table: pd.DataFrame, params: dict[str, Any]) -> pd.DataFrame:
 
 def gray_table(table: pd.DataFrame) -> pd.DataFrame:
     """Gray's test of relapse incidence, HSCT vs no HSCT, with each group's 5-year incidence."""
-    from ..tables import format_p
-
     fit = CumulativeIncidence().fit(months(table["crr_days"]), table["crr_status"], cause=1, groups=hsct_groups(table))
     test = gray_test(months(table["crr_days"]), table["crr_status"], hsct_groups(table), cause=1)
     rows = [(g, f"{fit.at(60.0, group=g)[0]:.1%}") for g in fit.groups_]
@@ -169,8 +174,6 @@ def immortal_time_table(table: pd.DataFrame) -> pd.DataFrame:
 def time_varying_table(table: pd.DataFrame, params: dict[str, Any]) -> pd.DataFrame:
     """HSCT effect on OS: fixed (biased) Cox, time-varying Cox, Mantel–Byar and landmark tests."""
     from ..stats.cox import CoxModel
-    from ..tables import format_ci, format_p
-
     rows = []
     fixed = CoxModel().fit(table.assign(t=months(table["os_days"])), "t", "os_event", ["hsct_after"]).summary.iloc[0]
     rows.append(("Cox, HSCT fixed at day 0 (immortal-time bias)", format_ci(fixed["hr"], fixed["hr_lo"], fixed["hr_hi"]),

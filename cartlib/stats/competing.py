@@ -37,6 +37,15 @@ def _clean(durations, status, *others):
     return out, int((~keep).sum())
 
 
+def _levels(values):
+    """Distinct group labels in natural order (numbers numerically), as R's factor levels."""
+    uniq = list(pd.unique(values))
+    try:
+        return sorted(uniq)
+    except TypeError:
+        return sorted(uniq, key=str)
+
+
 def _tie_factor(d, n):
     """1 - (d-1)/(n-1): the hypergeometric correction cmprsk applies to d tied events among n."""
     d = np.asarray(d, float)
@@ -138,7 +147,7 @@ class CumulativeIncidence:
         if g is None:
             g = np.array(["all"] * t.size, dtype=object)
         self.cause = cause
-        self.groups_ = sorted(pd.unique(g), key=str)
+        self.groups_ = _levels(g)
         tables, counts, self._last_ = [], [], {}
         for grp in self.groups_:
             mine = g == grp
@@ -265,7 +274,7 @@ def gray_test(durations, status, groups, cause=1, strata=None, rho=0.0) -> GrayT
     (0.3452, 1, 0.5568)
     """
     (t, s, g, st), dropped = _clean(durations, status, groups, strata)
-    levels = sorted(pd.unique(g), key=str)
+    levels = _levels(g)
     k_groups = len(levels)
     if k_groups < 2:
         return GrayTestResult(np.nan, max(k_groups - 1, 0), np.nan, "fewer than 2 groups", dropped)

@@ -14,6 +14,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from .screening import ScreenResult
+
 __all__ = ["CoxModel", "cox_screen", "efron_terms"]
 
 _SUMMARY_COLS = ["coef", "se", "hr", "hr_lo", "hr_hi", "z", "p", "reason"]
@@ -238,20 +240,20 @@ def _zph_tests(scores, infos, g, rows):
 
 
 def cox_screen(df: pd.DataFrame, duration_col: str, event_col: str, covariates, screen_p: float = 0.2,
-               alpha: float = 0.05):
-    """Univariable Cox models, one per covariate; returns (results, selected).
+               alpha: float = 0.05) -> ScreenResult:
+    """Univariable Cox models, one per covariate; returns a :class:`ScreenResult`.
 
-    ``results`` is indexed by covariate with coef, se, hr, hr_lo, hr_hi, z, p, reason;
-    ``selected`` lists the covariates with p < ``screen_p`` (the paper's entry rule), in
+    ``.table`` is indexed by covariate with coef, se, hr, hr_lo, hr_hi, z, p, reason;
+    ``.selected`` lists the covariates with p < ``screen_p`` (the paper's entry rule), in
     the given order. A covariate whose model cannot be estimated has NaN and is not selected.
 
     >>> df = pd.DataFrame({"t": [2, 3, 4, 5, 6, 7, 8, 9, 10, 11], "e": [1, 1, 1, 1, 0, 1, 1, 1, 0, 1],
     ...                    "x": [1, 1, 1, 0, 1, 0, 1, 0, 0, 0], "k": 1})
-    >>> res, sel = cox_screen(df, "t", "e", ["x", "k"])
-    >>> sel, res.loc["k", "reason"]
+    >>> res = cox_screen(df, "t", "e", ["x", "k"])
+    >>> res.selected, res.table.loc["k", "reason"]
     (['x'], 'covariate(s) constant: k')
     """
     frames = [CoxModel(alpha=alpha).fit(df, duration_col, event_col, [c]).summary for c in covariates]
     results = pd.concat(frames) if frames else _nan_summary([], None)
     selected = [c for c in covariates if results.loc[c, "p"] < screen_p]
-    return results, selected
+    return ScreenResult(results, selected, screen_p)

@@ -9,12 +9,13 @@ are artefacts of the stopping rule, so they are reported as NaN with a ``reason`
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 import statsmodels.api as sm
 from scipy import stats
+
+from .screening import ScreenResult   # shared with the Cox screen
 
 __all__ = ["LogisticModel", "ScreenResult", "logistic_screen"]
 
@@ -32,6 +33,9 @@ def _complete_cases(df: pd.DataFrame, outcome: str, covariates: list[str]):
     if missing:
         raise ValueError(f"columns not in the data: {missing}")
     data = df[[outcome, *covariates]].apply(pd.to_numeric, errors="coerce")
+    bad = [c for c in data.columns if (data[c].isna() & df[c].notna()).any()]
+    if bad:
+        raise ValueError(f"non-numeric values in {bad}")
     kept = data.dropna()
     y = kept[outcome]
     if not y.isin([0, 1]).all():
@@ -83,6 +87,10 @@ class LogisticModel:
             warnings.simplefilter("always")
             try:
                 res = sm.Logit(kept[outcome].astype(float), X).fit(method="newton", maxiter=100, disp=0)
+            except np.linalg.LinAlgError:
+                self.reason = "information matrix singular (separation or collinearity)"
+                self.summary = self._empty(self.reason)
+                return self
             except Exception as err:   # statsmodels < 0.14 raised PerfectSeparationError
                 if "separation" not in str(err).lower():
                     raise
@@ -104,7 +112,8 @@ class LogisticModel:
         coef, se = res.params[self.covariates], res.bse[self.covariates]
         fitted = res.predict()
         at_boundary = bool(np.any((fitted < _BOUNDARY) | (fitted > 1 - _BOUNDARY)))
-        diverging = bool(np.any((res.params.abs() > _HUGE_COEF) | (res.bse > _HUGE_SE)))
+        # a large intercept alone is legitimate (e.g. uncentred covariates); look at the covariates
+        diverging = bool(np.any((coef.abs() > _HUGE_COEF) | (se > _HUGE_SE)))
         flagged = any("separation" in s.lower() for s in signals)
         converged = bool(res.mle_retvals.get("converged", True))
         out = pd.DataFrame({"coef": coef, "se": se})
@@ -126,15 +135,6 @@ class LogisticModel:
         out["p"] = 2 * stats.norm.sf(np.abs(out["z"]))
         out["reason"] = None
         return out[[*_COLUMNS, "reason"]]
-
-
-@dataclass(frozen=True)
-class ScreenResult:
-    """Univariable screen: one row per covariate (``table``) and those with p < screen_p (``selected``)."""
-
-    table: pd.DataFrame
-    selected: list
-    screen_p: float
 
 
 def logistic_screen(df: pd.DataFrame, outcome: str, covariates, screen_p: float = 0.2,

@@ -56,7 +56,8 @@ def _days(months):
 
 def _median_pair(n, median, step):
     """Pins of the two middle order statistics (n even) around a published median."""
-    return {n // 2: median - step, n // 2 + 1: median + step} if n % 2 == 0 else {n // 2 + 1: median}
+    lo, hi = round(median - step, 6), round(median + step, 6)
+    return {n // 2: lo, n // 2 + 1: hi} if n % 2 == 0 else {n // 2 + 1: median}
 
 
 def paper_calibration(path=None) -> dict:

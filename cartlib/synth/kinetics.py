@@ -18,7 +18,7 @@ def cart_curve(t, c0, cmax, tmax, frac_fast, alpha, beta):
     >>> c = cart_curve(np.array([0.0, 10.0, 20.0]), np.array([10.0]), np.array([1e4]),
     ...                np.array([10.0]), np.array([0.9]), np.array([0.3]), np.array([0.01]))
     >>> [round(float(v)) for v in c[0]]
-    [10, 10000, 1398]
+    [10, 10000, 1353]
     """
     t = np.asarray(t, dtype=float)
     if t.ndim == 1:

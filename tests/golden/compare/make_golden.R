@@ -61,12 +61,35 @@ tabs <- list(
   t2_big = matrix(c(120, 80, 95, 105), 2),
   t23 = matrix(c(2, 7, 5, 3, 8, 1), 2),
   t33_sym = matrix(c(3, 1, 1, 1, 3, 1, 1, 1, 3), 3),   # symmetric: equal-probability tables (tolerance rule)
-  job = matrix(c(1, 2, 1, 0, 3, 3, 6, 1, 10, 10, 14, 9, 6, 7, 12, 11), 4, 4),  # fisher.test help
-  t32_cart = matrix(c(10, 6, 2, 4, 9, 8), 3))
+  job = matrix(c(1, 2, 1, 0, 3, 3, 6, 1, 10, 10, 14, 9, 6, 7, 12, 11), 4, 4),  # fisher.test help (too large for cartlib: NaN)
+  t32_cart = matrix(c(10, 6, 2, 4, 9, 8), 3),
+  t34 = matrix(c(3, 5, 2, 6, 1, 4, 2, 7, 3, 1, 4, 2), 3))
 long <- do.call(rbind, lapply(names(tabs), function(nm) {
   m <- tabs[[nm]]; data.frame(table = nm, row = as.vector(row(m)), col = as.vector(col(m)), count = as.vector(m))
 }))
 wr(long, "tables.csv")
+# fisher.test finds the conditional MLE and CI with uniroot's default tolerance
+# (eps^0.25, about 1e-4), so its OR is accurate only to ~1e-4. Solve the same defining
+# equations (noncentral hypergeometric mean = observed; tail probabilities = alpha/2)
+# to 1e-13 as well, for the 1e-6 comparison.
+tight_or <- function(m, alpha = 0.05) {
+  x <- m[1, 1]; mm <- sum(m[, 1]); n <- sum(m[, 2]); k <- sum(m[1, ])
+  lo <- max(0, k - n); hi <- min(k, mm); support <- lo:hi
+  logdc <- dhyper(support, mm, n, k, log = TRUE)
+  dn <- function(ncp) { d <- logdc + log(ncp) * support; d <- exp(d - max(d)); d / sum(d) }
+  mn <- function(ncp) if (ncp == 0) lo else if (ncp == Inf) hi else sum(support * dn(ncp))
+  pn <- function(q, ncp, upper) { if (ncp == 0) return(as.numeric(if (upper) q <= lo else q >= lo))
+    if (ncp == Inf) return(as.numeric(if (upper) q <= hi else q >= hi))
+    d <- dn(ncp); if (upper) sum(d[support >= q]) else sum(d[support <= q]) }
+  root <- function(f, v) {   # f monotone in the odds ratio; the root is below or above 1
+    if (f(1) == v) return(1)
+    if (sign(f(0) - v) != sign(f(1) - v)) uniroot(function(t) f(t) - v, c(0, 1), tol = 1e-13)$root
+    else 1 / uniroot(function(t) f(1 / t) - v, c(.Machine$double.eps, 1), tol = 1e-13)$root }
+  est <- if (x == lo) 0 else if (x == hi) Inf else root(mn, x)
+  ci_lo <- if (x == lo) 0 else { f <- function(t) pn(x, t, TRUE); root(f, alpha / 2) }
+  ci_hi <- if (x == hi) Inf else { f <- function(t) pn(x, t, FALSE); root(f, alpha / 2) }
+  c(est, ci_lo, ci_hi)
+}
 res <- list()
 for (nm in names(tabs)) {
   m <- tabs[[nm]]
@@ -76,6 +99,9 @@ for (nm in names(tabs)) {
                           fisher_or = if (is.null(f$estimate)) NA else f$estimate,
                           fisher_lo = if (is.null(f$conf.int)) NA else f$conf.int[1],
                           fisher_hi = if (is.null(f$conf.int)) NA else f$conf.int[2],
+                          tight_or = if (all(dim(m) == 2)) tight_or(m)[1] else NA,
+                          tight_lo = if (all(dim(m) == 2)) tight_or(m)[2] else NA,
+                          tight_hi = if (all(dim(m) == 2)) tight_or(m)[3] else NA,
                           chisq = c1$statistic, chisq_df = c1$parameter, chisq_p = c1$p.value,
                           chisq_nc = c0$statistic, chisq_nc_p = c0$p.value)
 }
