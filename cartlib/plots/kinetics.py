@@ -1,0 +1,174 @@
+"""Kinetic figures: PK spaghetti plot with the median profile, IL-6 courses."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import matplotlib.pyplot as plt  # noqa: F401  (the examples close their figures with plt)
+import numpy as np
+import pandas as pd
+from matplotlib.lines import Line2D
+
+from .style import OKABE_ITO, _axes, _plain_log_ticks
+
+# Nominal PK visits (days) that bin samples for the median profile: the paper's visits
+# (7, 14, 28 days; 12, 26, 39, 54, 104 weeks; then 6-monthly), the early samples its
+# Tmax implies (about days 4, 10-11 and 21; PK_NCA.md) and the weekly visits of the
+# bundled synthetic cohort (parameters/synthetic.yaml), 6-monthly to about 9.5 years.
+PK_SCHEDULE = (4, 7, 10, 14, 21, 28, 35, 42, 49, 60, 84, 182, 273, 378,
+               *range(728, 3459, 182))
+
+
+
+def _pk_points(pk: pd.DataFrame, lloq: float) -> pd.DataFrame:
+    d = pk.loc[pd.to_numeric(pk["DAY"], errors="coerce") > 0, ["USUBJID", "DAY", "CONC"]].copy()
+    d["DAY"] = d["DAY"].astype(float)
+    conc = pd.to_numeric(d["CONC"], errors="coerce")  # the text BLQ becomes NaN
+    d["BLQ"] = conc.isna() | (conc < lloq)
+    d["Y"] = np.where(d["BLQ"], lloq / 2, conc)
+    return d.sort_values(["USUBJID", "DAY"], kind="mergesort")
+
+
+def median_pk_profile(pk: pd.DataFrame, lloq: float = 100, schedule: Sequence = PK_SCHEDULE,
+                      min_n: int = 3) -> pd.DataFrame:
+    """Median concentration over patients at each nominal visit day (samples with DAY > 0).
+
+    Each sample is assigned to the nearest day of ``schedule`` (its nominal visit); a
+    patient with several samples in one visit contributes the one nearest the nominal
+    day (the earlier on a tie), so every median is of observed values. BLQ samples
+    (text ``BLQ`` or below ``lloq``) rank below every quantifiable value: when at least
+    half of a visit's patients are BLQ the median is BLQ, given as ``lloq/2`` (where the
+    plot draws BLQ), otherwise it is the ordinary median of the values, which then
+    involves quantifiable values only. Visits with fewer than ``min_n`` patients get
+    no median (NaN) rather than a median of a handful.
+
+    >>> pk = pd.DataFrame({"USUBJID": ["A", "B", "C", "A", "B", "C"],
+    ...                    "DAY": [6.0, 7.0, 8.0, 13.0, 14.0, 15.0],
+    ...                    "CONC": [1000.0, 3000.0, 2000.0, 400.0, np.nan, 50.0]})
+    >>> median_pk_profile(pk)[["nominal_day", "n", "n_blq", "median"]].values.tolist()
+    [[7.0, 3.0, 0.0, 2000.0], [14.0, 3.0, 2.0, 50.0]]
+    """
+    d = _pk_points(pk, lloq)
+    sched = np.asarray(sorted(schedule), float)
+    d["nominal_day"] = sched[np.abs(d["DAY"].to_numpy()[:, None] - sched[None, :]).argmin(axis=1)]
+    d["distance"] = (d["DAY"] - d["nominal_day"]).abs()
+    d = d.sort_values(["nominal_day", "USUBJID", "distance", "DAY"], kind="mergesort")
+    d = d.drop_duplicates(["nominal_day", "USUBJID"])
+    g = d.groupby("nominal_day")
+    out = pd.DataFrame({"n": g.size(), "n_blq": g["BLQ"].sum(), "median": g["Y"].median()})
+    out.loc[2 * out["n_blq"] >= out["n"], "median"] = lloq / 2
+    out.loc[out["n"] < min_n, "median"] = np.nan
+    return out.reset_index()
+
+
+def _draw_profiles(ax, d, lloq, median, highlight, markers=True):
+    for uid, prof in d.groupby("USUBJID", sort=False):
+        hot = uid in highlight
+        ax.plot(prof["DAY"], prof["Y"], color=OKABE_ITO["blue"] if hot else OKABE_ITO["grey"],
+                lw=1.8 if hot else 0.7, alpha=1 if hot else 0.55, zorder=2 if hot else 1,
+                gid=f"profile:{uid}", label=str(uid) if hot else None)
+    if markers:
+        q, b = d[~d["BLQ"]], d[d["BLQ"]]
+        ax.scatter(q["DAY"], q["Y"], s=10, color=OKABE_ITO["grey"], gid="quantifiable")
+        ax.scatter(b["DAY"], b["Y"], s=16, facecolors="none", edgecolors=OKABE_ITO["black"],
+                   lw=0.7, gid="blq", label=f"BLQ (drawn at LLOQ/2 = {lloq / 2:g})")
+    ax.axhline(lloq, color=OKABE_ITO["black"], ls="--", lw=1, gid="lloq",
+               label=f"LLOQ ({lloq:g} copies/µg)")
+    if median is not None:
+        ax.plot(median["nominal_day"], median["median"], color=OKABE_ITO["vermillion"], lw=2.2,
+                marker="o", ms=4, zorder=4, gid="median", label="median (nominal visit)")
+    ax.set_yscale("log")
+
+
+def plot_spaghetti(pk: pd.DataFrame, nca: pd.DataFrame | None = None, lloq: float = 100,
+                   ax=None, median: bool = True, highlight: Sequence | None = None,
+                   xmax: float | None = 120, xscale: str = "linear", inset: bool = True,
+                   schedule: Sequence = PK_SCHEDULE):
+    """Every patient's transgene profile (DAY > 0) on a log axis, the LLOQ and the median.
+
+    BLQ samples (text ``BLQ`` or below ``lloq``) are drawn at ``lloq/2`` with open
+    markers, as the legend says. The median is :func:`median_pk_profile` (samples
+    binned to the nearest day of ``schedule``). With ``nca`` (indexed by USUBJID with
+    ``tmax``, ``cmax``), each Cmax is marked. The main panel shows days 0–``xmax``
+    (``None``: all follow-up) on ``xscale``; when samples lie beyond ``xmax`` and
+    ``inset`` is true, an inset shows all follow-up on log time.
+
+    >>> pk = pd.DataFrame({"USUBJID": ["A"] * 4 + ["B"] * 4, "DAY": [0, 7, 14, 200] * 2,
+    ...                    "CONC": [np.nan, 5e4, 2e3, np.nan, np.nan, 9e3, 80, np.nan]})
+    >>> ax = plot_spaghetti(pk, median=False)
+    >>> ax.get_yscale(), [l.get_ydata()[0] for l in ax.lines if l.get_gid() == "lloq"]
+    ('log', [100])
+    >>> plt.close(ax.figure)
+    """
+    d = _pk_points(pk, lloq)
+    highlight = set(highlight or ())
+    ax = _axes(ax, (9, 5.5))
+    med = median_pk_profile(pk, lloq, schedule) if median else None
+    _draw_profiles(ax, d, lloq, med, highlight)
+    if nca is not None:
+        c = nca[["tmax", "cmax"]].dropna()
+        ax.scatter(c["tmax"], c["cmax"], marker="^", s=30, color=OKABE_ITO["orange"], zorder=3,
+                   gid="cmax", label="Cmax (NCA)")
+    first, last = (float(d["DAY"].min()), float(d["DAY"].max())) if len(d) else (1.0, 1.0)
+    ax.set_xscale(xscale)
+    ax.set_xlim(0 if xscale == "linear" else max(first, 0.5) * 0.8,
+                xmax if xmax is not None else last * 1.05)
+    _plain_log_ticks(ax.yaxis)
+    ax.set_xlabel("Days after infusion")
+    ax.set_ylabel("Transgene copies/µg DNA")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=3, fontsize="small")
+    if inset and xmax is not None and last > xmax:
+        ins = ax.inset_axes([0.6, 0.58, 0.38, 0.4])
+        _draw_profiles(ins, d, lloq, med, highlight, markers=False)
+        ins.set_xscale("log")
+        _plain_log_ticks(ins.xaxis)
+        ins.set_title("all follow-up (log days)", fontsize="small")
+        ins.tick_params(labelsize="x-small")
+    return ax
+
+
+# --- swimmer --------------------------------------------------------------------------
+
+
+def plot_il6(labs: pd.DataFrame, analysis: pd.DataFrame | None = None, ax=None,
+             uln: float = 7):
+    """IL-6 over days 0–28 per patient on a log axis, with the ULN, coloured by max CRS grade.
+
+    Groups are CRS grade 0–2 and ≥ 3 (``crs_grade`` of ``analysis``); without
+    ``analysis``, or for a patient not in it, lines are grey. Values ≤ 0 cannot be
+    drawn on the log axis and are left out.
+
+    >>> labs = pd.DataFrame({"USUBJID": ["A", "A", "B", "B"], "DAY": [1, 7, 2, 9],
+    ...                      "TEST": ["IL6"] * 4, "VALUE": [12.0, 300.0, 5.0, 8.0]})
+    >>> a = pd.DataFrame({"crs_grade": [3, 1]}, index=pd.Index(["A", "B"], name="USUBJID"))
+    >>> ax = plot_il6(labs, a)
+    >>> sorted(l.get_gid() for l in ax.lines)
+    ['il6:A', 'il6:B', 'uln']
+    >>> plt.close(ax.figure)
+    """
+    d = labs[labs["TEST"].astype(str).str.upper().eq("IL6")]
+    d = d[(d["DAY"] >= 0) & (d["DAY"] <= 28) & (d["VALUE"] > 0)]
+    d = d.sort_values(["USUBJID", "DAY"], kind="mergesort")
+    grade = analysis["crs_grade"] if analysis is not None else pd.Series(dtype=float)
+    groups = {"CRS grade 0–2": OKABE_ITO["blue"], "CRS grade ≥ 3": OKABE_ITO["vermillion"],
+              "CRS grade unknown": OKABE_ITO["grey"]}
+    ax = _axes(ax, (9, 5))
+    seen = set()
+    for uid, prof in d.groupby("USUBJID", sort=False):
+        g = grade.get(uid, np.nan)
+        key = "CRS grade unknown" if pd.isna(g) else "CRS grade ≥ 3" if g >= 3 else "CRS grade 0–2"
+        seen.add(key)
+        ax.plot(prof["DAY"], prof["VALUE"], color=groups[key], marker="o", ms=3, lw=1,
+                alpha=0.8, gid=f"il6:{uid}", zorder=3 if key == "CRS grade ≥ 3" else 2)
+    ax.axhline(uln, color=OKABE_ITO["black"], ls="--", lw=1, gid="uln")
+    handles = [Line2D([], [], color=c, marker="o", ms=3, label=k) for k, c in groups.items()
+               if k in seen]
+    handles.append(Line2D([], [], color=OKABE_ITO["black"], ls="--", label=f"ULN ({uln:g} pg/mL)"))
+    ax.legend(handles=handles, loc="upper right", fontsize="small")
+    ax.set_yscale("log")
+    _plain_log_ticks(ax.yaxis)
+    ax.set_xlim(0, 28)
+    ax.set_xlabel("Days after infusion")
+    ax.set_ylabel("IL-6 (pg/mL)")
+    return ax
+
+
