@@ -272,8 +272,10 @@ def execute_in_place(names: list[str] | None = None, workers: int | None = None,
     """Re-execute the committed teaching notebooks on the default cohort, in place
     (``make notebooks``); papermill's volatile metadata is removed for clean diffs."""
     src = notebook_dir()
-    jobs = [_Job(n, str(src / f"{n}.ipynb"), str(src / f"{n}.ipynb"), None, str(src)) for n in (names or NOTEBOOKS)]
-    timings = execute_notebooks(jobs, workers, progress)
+    with tempfile.TemporaryDirectory() as logs:
+        jobs = [_Job(n, str(src / f"{n}.ipynb"), str(src / f"{n}.ipynb"), None, str(src), str(Path(logs) / f"{n}.log"))
+                for n in (names or NOTEBOOKS)]
+        timings = execute_notebooks(jobs, workers, progress)
     for j in jobs:
         strip_volatile_metadata(Path(j.target))
     return timings

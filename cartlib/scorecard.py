@@ -75,3 +75,20 @@ def key_table(values: dict[str, Any], figures: Iterable[dict[str, Any]] | None =
 def summary_counts(card: pd.DataFrame) -> dict[str, int]:
     """How many figures are matched, differ, missing or infeasible."""
     return {s: int((card["status"] == s).sum()) for s in ("matched", "differs", "missing", "infeasible")}
+
+
+def display_table(card: pd.DataFrame, digits: int = 4) -> pd.DataFrame:
+    """The scorecard as fixed-precision text (stable for nbval, readable in the report)."""
+    out = pd.DataFrame({
+        "paper": card["paper"].map(lambda v: format_value(_as_number(v), digits)),
+        "this run": card["this run"].map(lambda v: format_value(_as_number(v), digits)),
+        "tolerance": card["tolerance"].map(lambda v: format_value(_as_number(v), digits)),
+        "status": card["status"], "where": card["where"], "note": card["note"],
+    })
+    return out
+
+
+def _as_number(v):
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return None
+    return int(v) if float(v).is_integer() and abs(float(v)) < 1e15 else float(v)

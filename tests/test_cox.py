@@ -136,3 +136,19 @@ def test_zph_with_a_single_event_time_is_not_computable():
     assert m.reason is None
     z = m.zph()
     assert z["p"].isna().all() and z["reason"].notna().all()
+
+
+def test_newton_fallback_fits_what_lifelines_stops_on():
+    """A group of 2 patients, both dead: lifelines raises ConvergenceError, R's coxph (and the
+    Newton–Raphson fallback) converge. Golden: tests/golden/survival/cox_small_group.R."""
+    import json
+    from pathlib import Path
+
+    folder = Path(__file__).parent / "golden" / "survival"
+    data = pd.read_csv(folder / "cox_small_group.csv")
+    r = json.loads((folder / "cox_small_group.json").read_text())
+    m = CoxModel().fit(data, "time", "event", ["x"])
+    assert m.reason is None and m.converged
+    row = m.summary.loc["x"]
+    assert abs(row["coef"] - r["coef"]) < 1e-6 and abs(row["se"] / r["se"] - 1) < 1e-6
+    assert abs(row["p"] - r["p"]) < 1e-6 and abs(m.loglik - r["loglik"]) < 1e-6

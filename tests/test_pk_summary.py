@@ -52,8 +52,8 @@ class TestTable3:
     def test_missing_characteristic_left_out(self, t3):
         t = t3
         # S08 has no MRD_PRELD: 39 of 40 patients in each pre-LD split
-        assert t.loc["preld_mrd_1e-03", "n"].sum() == 39
-        assert t.loc["postld_mrd_1e-03", "n"].sum() == 40
+        assert t.loc["preld_mrd_1e-3", "n"].sum() == 39
+        assert t.loc["postld_mrd_1e-3", "n"].sum() == 40
 
     def test_printable_labels(self, analysis, t3):
         t = t3

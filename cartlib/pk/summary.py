@@ -10,6 +10,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
+from ..params import mrd_label
 from ..stats.compare import correlation, mann_whitney
 
 #: Parameters with a geometric mean (log-normal data, PK_NCA.md step 7).
@@ -109,7 +110,7 @@ def _table3_rows(age_cut: float, dose_cut: float, mrd_cuts):
             ("prior_cart", "CAR-T history", _flag("PRIOR_CART"), yes_no)]
     for when, column in (("preld", "MRD_PRELD"), ("postld", "MRD_POSTLD")):
         for cut in mrd_cuts:
-            rows.append((f"{when}_mrd_{cut:.0e}", f"{'Pre' if when == 'preld' else 'Post'}-LD MRD",
+            rows.append((f"{when}_mrd_{mrd_label(cut)}", f"{'Pre' if when == 'preld' else 'Post'}-LD MRD",
                          _below(column, cut),
                          (("lt", f"<{cut:g}", True), ("ge", f">={cut:g}", False))))
     rows += [("dose", "CAR-T dose", _below("DOSE", dose_cut),
@@ -145,7 +146,7 @@ def table3(analysis: pd.DataFrame, age_cut: float = 10, dose_cut: float | None =
     """The paper's Table 3: kinetics by clinical characteristic, Mann–Whitney p per row.
 
     ``analysis`` is the analysis table with the NCA columns joined (ARCHITECTURE.md).
-    Index ``(row, level)`` with key-friendly ids (``age``/``le_10``, ``preld_mrd_1e-04``/
+    Index ``(row, level)`` with key-friendly ids (``age``/``le_10``, ``preld_mrd_1e-4``/
     ``lt``, ``dose``/``ge`` ...); columns ``characteristic`` and ``level_label``
     (printable), ``n`` (patients in the level), ``cmax_median``, ``auc28_median``,
     ``tlast_median`` (missing values dropped per statistic) and ``cmax_p``,

@@ -187,7 +187,8 @@ def cumulative_incidence_table(table: pd.DataFrame, params: dict[str, Any]) -> p
         row = {"cause": label}
         for t in times:
             est, _, lo, hi = fit.at(t)
-            row[f"{t:g} months, % (95% CI)"] = format_ci(100 * est, 100 * lo, 100 * hi, digits=1)
+            # at an estimate of 0 the log-log interval is undefined: show the estimate alone
+            row[f"{t:g} months, % (95% CI)"] = "0.0" if est == 0 else format_ci(100 * est, 100 * lo, 100 * hi, digits=1)
         rows.append(row)
     return pd.DataFrame(rows).set_index("cause")
 

@@ -177,7 +177,16 @@ class CoxModel:
                 cph = CoxPHFitter(penalizer=0.0, alpha=self.alpha).fit(
                     data, self.duration_col, self.event_col, fit_options=_FIT_OPTIONS)
             except (ConvergenceError, np.linalg.LinAlgError) as err:
-                return f"did not converge ({type(err).__name__})"
+                # lifelines' own stopping rule can fail where R's coxph converges (a small group
+                # with all its members dead); R's Newton–Raphson decides then
+                fitted = self._fit_newton(data)
+                if fitted is None:
+                    return f"did not converge ({type(err).__name__})"
+                coef, var, loglik = fitted
+                reason = _fit_problem(data, self.covariates, coef, var, caught)
+                if reason is None:
+                    self.params_, self.variance_, self.converged, self.loglik = coef, var, True, loglik
+                return reason
         coef = cph.params_[self.covariates].to_numpy()
         var = cph.variance_matrix_.loc[self.covariates, self.covariates].to_numpy()
         reason = _fit_problem(data, self.covariates, coef, var, caught)
@@ -185,6 +194,41 @@ class CoxModel:
             return reason
         self.params_, self.variance_, self.converged = coef, var, True
         self.loglik = float(cph.log_likelihood_)
+        return None
+
+    def _fit_newton(self, data, eps: float = 1e-12, max_iter: int = 100):
+        """Newton–Raphson with step halving on the Efron partial likelihood, from beta = 0, stopping
+        when the log-likelihood changes by less than ``eps`` relative, as R's ``coxph`` does
+        (Therneau & Grambsch 2000, sec. 3.3; hand-written: only the fallback of ``_fit_lifelines``).
+        Returns (coef, variance, loglik), or None when it does not converge."""
+        start = np.full(len(data), -np.inf)
+        t, e = data[self.duration_col].to_numpy(), data[self.event_col].to_numpy()
+        X = data[self.covariates].to_numpy(float)
+
+        def terms(beta):
+            ll, _, u, info = efron_terms(start, t, e, X, beta)
+            return ll, u.sum(0), info.sum(0)
+
+        beta = np.zeros(X.shape[1])
+        ll, score, info = terms(beta)
+        for _ in range(max_iter):
+            try:
+                step = np.linalg.solve(info, score)
+            except np.linalg.LinAlgError:
+                return None
+            for _halving in range(40):
+                new_ll, new_score, new_info = terms(beta + step)
+                if np.isfinite(new_ll) and new_ll >= ll - eps * abs(ll):
+                    break
+                step = step / 2
+            beta = beta + step
+            done = abs(new_ll - ll) <= eps * abs(new_ll)
+            ll, score, info = new_ll, new_score, new_info
+            if done:
+                try:
+                    return beta, np.linalg.inv(info), float(ll)
+                except np.linalg.LinAlgError:
+                    return None
         return None
 
     def zph(self, transform: str = "km") -> pd.DataFrame:

@@ -114,6 +114,12 @@ def nudge(s, cal):
        paper, then the last death after relapse on the day that does so for 5-year OS;
     4. the earliest death moves to the published minimum follow-up if that keeps it after
        the patient's relapse and HSCT and before the next death.
+
+    >>> from cartlib.synth.generate import simulate_subjects
+    >>> s = simulate_subjects(np.random.default_rng(0), 50, load_parameters())
+    >>> t = nudge(s, {"followup_max_day": 2968})
+    >>> float(t["admin_day"][np.isnan(t["death_day"])].max())
+    2968.0
     """
     s = dict(s)
     hlh = np.flatnonzero(s["hlh"])
@@ -206,13 +212,22 @@ def default_cohort_tables(params=None, paper=None) -> dict:
 
 
 def write_default_cohort(out_dir=DEFAULT_COHORT_DIR):
-    """(Re)write the bundled cohort files from :func:`default_cohort_tables`."""
+    """(Re)write the bundled cohort files from :func:`default_cohort_tables` (overwrites them).
+
+    >>> import tempfile
+    >>> [p.name for p in write_default_cohort(tempfile.mkdtemp())][0]
+    'subjects.csv'
+    """
     return write_cohort(default_cohort_tables(), out_dir, overwrite=True)
 
 
 def as_cohort(tables):
     """The tables as :func:`cartlib.io.load_cohort` would type them after writing (no validation,
-    no files: fast enough for the seed search; the tests load the written files instead)."""
+    no files: fast enough for the seed search; the tests load the written files instead).
+
+    >>> as_cohort(generate_cohort(3, seed=0)).pk["CONC"].dtype
+    dtype('float64')
+    """
     import pandas as pd
 
     from ..io import Cohort
@@ -224,14 +239,24 @@ def as_cohort(tables):
 
 
 def evaluate(tables, params=None) -> dict:
-    """results.json figures of a cohort given as tables (written to a temporary folder and loaded)."""
+    """results.json figures of a cohort given as tables (via :func:`as_cohort` and ``compute_results``).
+
+    >>> evaluate(default_cohort_tables())["cohort.female_n"]
+    23
+    """
     from ..sections import compute_results
 
     return compute_results(as_cohort(tables), params)
 
 
 def loss(results, figures) -> float:
-    """Sum of squared misses in units of tolerance over the feasible, non-count figures."""
+    """Sum of squared misses in units of tolerance over the feasible, non-count figures
+    (each capped at 100; a missing result counts 100).
+
+    >>> f = [{"key": "a", "value": 1.0, "tolerance": 0.1, "kind": "continuous", "feasible": True}]
+    >>> round(loss({"a": 1.2}, f), 6), loss({}, f)
+    (4.0, 100.0)
+    """
     total = 0.0
     for f in figures:
         if not f["feasible"] or f["kind"] == "count":
@@ -245,10 +270,16 @@ def loss(results, figures) -> float:
     return total
 
 
-def search(seeds, relapse_deaths=(9, 10, 11), nrm=(2, 3), params=None, evaluate_fn=evaluate):
+def search(seeds, relapse_deaths=(10, 11, 12), nrm=(1,), params=None, evaluate_fn=evaluate):
     """Score every (seed, deaths after relapse, NRM) combination; returns rows sorted by loss.
 
-    Slow (seconds per candidate); run once by hand, then record the best in synthetic.yaml.
+    ``evaluate_fn(tables, params) -> dict`` gives the results keys (default: the suite's
+    ``compute_results``); :func:`loss` compares them with paper.yaml. Slow (seconds per
+    candidate); run by hand, then record the choice in synthetic.yaml (docs/SYNTHETIC.md).
+
+    >>> rows = search([0], relapse_deaths=(10,), nrm=(1,), evaluate_fn=lambda t, p: {})
+    >>> rows[0][1:]                       # (loss, seed, deaths after relapse, NRM)
+    (0, 10, 1)
     """
     params = params or load_parameters()
     figures = paper_figures()

@@ -24,7 +24,12 @@ DECIMALS = {"AGE": 1, "DX_TO_INF_MO": 1, "DOSE": 2, "MRD_PRELD": 7, "MRD_POSTLD"
 
 
 def simulate_subjects(rng, n, params, cal=None):
-    """All patient-level quantities of the model as a dict of arrays (see model / outcomes)."""
+    """All patient-level quantities of the model as a dict of arrays (see model / outcomes).
+
+    >>> s = simulate_subjects(np.random.default_rng(0), 10, model.load_parameters())
+    >>> s["age"].shape, "last_contact" in s
+    ((10,), True)
+    """
     cal = cal or {}
     s = model.baseline(rng, n, params, cal)
     s.update(model.mrd(rng, n, params, cal, s))
@@ -37,7 +42,14 @@ def simulate_subjects(rng, n, params, cal=None):
 
 
 def build_tables(rng, ids, s, params, cal=None):
-    """The six contract tables from simulated patients."""
+    """The six contract tables from simulated patients (unsorted; see :func:`finalize`).
+
+    >>> rng = np.random.default_rng(0)
+    >>> p = model.load_parameters()
+    >>> t = build_tables(rng, subject_ids(3), simulate_subjects(rng, 3, p), p)
+    >>> len(t["subjects"])
+    3
+    """
     cal = cal or {}
     labs_anc, nadir_day = tables.anc_labs(rng, ids, s, params)
     out = {
@@ -67,7 +79,14 @@ def subject_ids(n, start=0, count=None):
 
 
 def finalize(frames):
-    """Sort rows deterministically and round numbers to the written precision."""
+    """Sort rows deterministically and round numbers to the written precision.
+
+    >>> rng = np.random.default_rng(0)
+    >>> p = model.load_parameters()
+    >>> t = finalize(build_tables(rng, subject_ids(3), simulate_subjects(rng, 3, p), p))
+    >>> t["pk"]["USUBJID"].is_monotonic_increasing
+    True
+    """
     out = {}
     for name in TABLES:
         df = frames[name].copy()
@@ -142,7 +161,8 @@ def write_cohort(tables_, out_dir, overwrite=False):
         raise FileExistsError(f"{out} is not empty; pass overwrite=True to replace its tables")
     out.mkdir(parents=True, exist_ok=True)
     paths = []
-    for name in TABLES:
+    big = len(tables_["subjects"]) >= 20_000
+    for name in tqdm(TABLES, desc="write", disable=not big):
         df = tables_[name]
         text = pd.DataFrame({c: _fmt(df[c]) for c in df.columns}, columns=df.columns)
         path = out / f"{name}.csv"

@@ -22,6 +22,24 @@ def expit(x):
     return 1.0 / (1.0 + np.exp(-np.asarray(x, dtype=float)))
 
 
+def logit(p):
+    """Log-odds.
+
+    >>> float(logit(0.5))
+    0.0
+    """
+    return np.log(p / (1.0 - p))
+
+
+def lognormal(rng, median, sd, size):
+    """Log-normal draws given the median and the SD of the log.
+
+    >>> bool((lognormal(np.random.default_rng(0), 10.0, 0.5, 4) > 0).all())
+    True
+    """
+    return median * np.exp(sd * rng.standard_normal(size))
+
+
 def decide(latent, quota=None, eligible=None):
     """True where the latent is above 0, or, with ``quota`` k, for the k largest latents.
 

@@ -15,8 +15,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from .kinetics import time_below
-from .latent import categorical, decide, expit, ordinal, pin_counts, pin_ranks
+from .latent import categorical, decide, expit, logit, lognormal, ordinal, pin_counts, pin_ranks
 
 PARAMETERS_FILE = Path(__file__).resolve().parents[2] / "parameters" / "synthetic.yaml"
 INDICATIONS = ("MRD_REEMERGENCE", "MRD_PERSISTENT", "CHEMO_INTOLERANCE")
@@ -33,21 +32,22 @@ def load_parameters(path=None) -> dict:
         return yaml.safe_load(fh)
 
 
-def _lognormal(rng, median, sd, size):
-    return median * np.exp(sd * rng.standard_normal(size))
-
-
 def _logistic(rng, size):
     return rng.logistic(size=size)
 
 
 def baseline(rng, n, p, cal):
-    """Age, sex, indication, genetic risk, prior HSCT / CAR-T, diagnosis-to-infusion, dose."""
+    """Age, sex, indication, genetic risk, prior HSCT / CAR-T, diagnosis-to-infusion, dose.
+
+    >>> s = baseline(np.random.default_rng(0), 50, load_parameters(), {"female_n": 23})
+    >>> int(s["female"].sum()), bool((s["dose"] > 0).all())
+    (23, True)
+    """
     b = p["baseline"]
     s = {}
-    s["female"] = decide(np.log(b["p_female"] / (1 - b["p_female"])) + _logistic(rng, n),
+    s["female"] = decide(logit(b["p_female"]) + _logistic(rng, n),
                          cal.get("female_n"))
-    age = np.clip(_lognormal(rng, b["age_log_median"], b["age_log_sd"], n), b["age_min"], b["age_max"])
+    age = np.clip(lognormal(rng, b["age_log_median"], b["age_log_sd"], n), b["age_min"], b["age_max"])
     if "age_le_10_n" in cal:
         age = np.clip(pin_counts(age, {10.05: cal["age_le_10_n"]}), b["age_min"], b["age_max"])
     s["age"] = np.round(age, 1)
@@ -55,14 +55,14 @@ def baseline(rng, n, p, cal):
     logits = np.log(probs) + rng.gumbel(size=(n, len(INDICATIONS)))
     quota = cal.get("indication_n")
     s["indication"] = categorical(logits, None if quota is None else [quota[k] for k in INDICATIONS])
-    s["genrisk_high"] = decide(np.log(b["p_genrisk_high"] / (1 - b["p_genrisk_high"]))
+    s["genrisk_high"] = decide(logit(b["p_genrisk_high"])
                                + _logistic(rng, n), cal.get("genrisk_high_n"))
     hsct_ok = s["indication"] == 0
-    lp = np.log(b["p_prior_hsct"] / (1 - b["p_prior_hsct"] * 1.0)) + _logistic(rng, n)
+    lp = logit(b["p_prior_hsct"]) + _logistic(rng, n)
     s["prior_hsct"] = decide(lp, cal.get("prior_hsct_n"), eligible=hsct_ok)
-    s["prior_cart"] = decide(np.log(b["p_prior_cart"] / (1 - b["p_prior_cart"]))
+    s["prior_cart"] = decide(logit(b["p_prior_cart"])
                              + _logistic(rng, n), cal.get("prior_cart_n"))
-    dx = _lognormal(rng, b["dx_to_inf_log_median_mo"], b["dx_to_inf_log_sd"], n)
+    dx = lognormal(rng, b["dx_to_inf_log_median_mo"], b["dx_to_inf_log_sd"], n)
     dx = dx * np.where(s["prior_hsct"], b["dx_to_inf_prior_hsct_factor"], 1.0)
     if "dx_to_inf_mo" in cal:
         dx = np.exp(pin_ranks(np.log(dx), {r: np.log(v) for r, v in cal["dx_to_inf_mo"].items()}))
@@ -75,7 +75,13 @@ def baseline(rng, n, p, cal):
 
 
 def mrd(rng, n, p, cal, s):
-    """MRD fractions before and after lymphodepletion (0 = below detection)."""
+    """MRD fractions before and after lymphodepletion (0 = below detection).
+
+    >>> p = load_parameters()
+    >>> m = mrd(np.random.default_rng(0), 50, p, {"mrd_preld_lt_n": {1e-3: 29}}, {"indication": np.zeros(50, int)})
+    >>> int((m["mrd_preld"] < 1e-3).sum())
+    29
+    """
     m = p["mrd"]
     pre = m["pre_mean_log10"] + m["pre_sd_log10"] * rng.standard_normal(n)
     pre = pre + np.where(s["indication"] == 2, m["intolerance_shift_log10"], 0.0)
@@ -93,25 +99,38 @@ def mrd(rng, n, p, cal, s):
 
 
 def kinetic_parameters(rng, n, p, s):
-    """True Cmax, Tmax, fast fraction, contraction rates and day-0 level per patient."""
+    """True Cmax, Tmax, fast fraction, contraction rates and day-0 level per patient.
+
+    >>> k = kinetic_parameters(np.random.default_rng(0), 3, load_parameters(),
+    ...                        {"log10_mrd_preld": np.full(3, -3.0), "dose": np.full(3, 3.0)})
+    >>> bool((k["c0"] < k["cmax_true"]).all())
+    True
+    """
     k = p["kinetics"]
     burden = s["log10_mrd_preld"] + 3.0
     log10_cmax = (k["log10_cmax_mean"] + k["log10_cmax_per_log10_mrd"] * burden
                   + k["log10_cmax_per_dose"] * (s["dose"] - 3.68)
                   + k["log10_cmax_sd"] * rng.standard_normal(n))
     out = {"cmax_true": 10.0 ** log10_cmax}
-    out["tmax_true"] = np.clip(_lognormal(rng, k["tmax_log_median"], k["tmax_log_sd"], n),
+    out["tmax_true"] = np.clip(lognormal(rng, k["tmax_log_median"], k["tmax_log_sd"], n),
                                k["tmax_min"], k["tmax_max"])
     out["frac_fast"] = expit(k["fast_fraction_logit_mean"]
                              + k["fast_fraction_logit_sd"] * rng.standard_normal(n))
-    out["alpha"] = _lognormal(rng, k["alpha_log_median"], k["alpha_log_sd"], n)
-    out["beta"] = np.maximum(_lognormal(rng, k["beta_log_median"], k["beta_log_sd"], n), k["beta_min"])
+    out["alpha"] = lognormal(rng, k["alpha_log_median"], k["alpha_log_sd"], n)
+    out["beta"] = np.maximum(lognormal(rng, k["beta_log_median"], k["beta_log_sd"], n), k["beta_min"])
     out["c0"] = np.minimum(k["c0_per_dose"] * s["dose"], out["cmax_true"] / 2)
     return out
 
 
 def toxicity(rng, n, p, cal, s):
-    """CRS and ICANS grades, neutropenia (ANC nadir), infections, HLH, GVHD, drugs, IL-6."""
+    """CRS and ICANS grades, neutropenia (ANC nadir), infections, HLH, GVHD, drugs, IL-6.
+
+    >>> s = {"log10_mrd_preld": np.full(50, -3.0), "dose": np.full(50, 3.7),
+    ...      "cmax_true": np.full(50, 3e4), "prior_hsct": np.zeros(50, bool)}
+    >>> t = toxicity(np.random.default_rng(0), 50, load_parameters(), {"crs_ge_3_n": 8}, s)
+    >>> int((t["crs_grade"] >= 3).sum())
+    8
+    """
     t = p["toxicity"]
     burden = s["log10_mrd_preld"] + 3.0
     lcmax = np.log10(s["cmax_true"]) - 4.5
@@ -120,14 +139,14 @@ def toxicity(rng, n, p, cal, s):
                   + _logistic(rng, n))
     quotas = {g: cal[k] for g, k in ((1, "crs_any_n"), (3, "crs_ge_3_n")) if k in cal}
     out = {"crs_grade": np.minimum(ordinal(crs_latent, t["crs_cuts"], quotas), 4)}
-    out["crs_onset"] = np.clip(np.round(_lognormal(rng, t["crs_onset_log_median"],
+    out["crs_onset"] = np.clip(np.round(lognormal(rng, t["crs_onset_log_median"],
                                                    t["crs_onset_log_sd"], n)), 0, 14)
     icans_latent = (t["icans_intercept"] + t["icans_per_crs_grade"] * out["crs_grade"]
                     + t["icans_per_log10_mrd"] * burden + _logistic(rng, n))
     out["icans"] = decide(icans_latent, cal.get("icans_n"))
     extra = rng.exponential(1.2, n)
     out["icans_grade"] = np.where(out["icans"], np.clip(1 + np.floor(extra + out["crs_grade"] / 3), 1, 4), 0)
-    nadir = np.log(_lognormal(rng, t["anc_nadir_log_median"], t["anc_nadir_log_sd"], n))
+    nadir = np.log(lognormal(rng, t["anc_nadir_log_median"], t["anc_nadir_log_sd"], n))
     nadir = nadir + t["anc_nadir_per_crs_grade"] * out["crs_grade"]
     if "neutropenia_g4_n" in cal:
         nadir = pin_counts(nadir, {np.log(0.5): cal["neutropenia_g4_n"]})
@@ -150,7 +169,7 @@ def toxicity(rng, n, p, cal, s):
     hlh_latent = (t["hlh_intercept"] + t["hlh_per_log10_mrd"] * burden
                   + t["hlh_per_crs_grade"] * out["crs_grade"] + _logistic(rng, n))
     out["hlh"] = decide(hlh_latent, cal.get("hlh_n"))
-    gvhd_latent = np.log(t["gvhd_prior_hsct_p"] / (1 - t["gvhd_prior_hsct_p"])) + _logistic(rng, n)
+    gvhd_latent = logit(t["gvhd_prior_hsct_p"]) + _logistic(rng, n)
     out["gvhd"] = decide(gvhd_latent, cal.get("gvhd_n"), eligible=s["prior_hsct"])
     toci = t["toci_intercept"] + t["toci_per_crs_grade"] * out["crs_grade"] + _logistic(rng, n)
     out["tocilizumab"] = decide(toci, cal.get("tocilizumab_n"), eligible=out["crs_grade"] > 0)
@@ -160,7 +179,7 @@ def toxicity(rng, n, p, cal, s):
     il6 = t["il6_elevated_intercept"] + t["il6_elevated_per_crs_grade"] * out["crs_grade"] + _logistic(rng, n)
     out["il6_elevated"] = decide(il6, cal.get("il6_elevated_n"))
     med = np.asarray(t["il6_peak_log_median_per_grade"])[out["crs_grade"]]
-    peak = np.maximum(_lognormal(rng, 1.0, t["il6_peak_log_sd"], n) * med, 7.6)
+    peak = np.maximum(lognormal(rng, 1.0, t["il6_peak_log_sd"], n) * med, 7.6)
     day = np.clip(out["crs_onset"] + rng.integers(1, 5, n), 1, 22).astype(float)
     up = out["il6_elevated"]
     if "il6_peak" in cal and up.any():
@@ -173,7 +192,13 @@ def toxicity(rng, n, p, cal, s):
 
 
 def response(rng, n, p, cal, s):
-    """Day-28 CR/CRi and MRD-negative CR from one latent driven by expansion."""
+    """Day-28 CR/CRi and MRD-negative CR from one latent driven by expansion.
+
+    >>> r = response(np.random.default_rng(0), 50, load_parameters(), {"cr_n": 49, "mrd_cr_n": 48},
+    ...              {"cmax_true": np.full(50, 3e4)})
+    >>> int(r["cr"].sum()), int(r["mrd_neg"].sum())
+    (49, 48)
+    """
     r = p["response"]
     latent = r["intercept"] + r["per_log10_cmax"] * (np.log10(s["cmax_true"]) - 4.5) + _logistic(rng, n)
     cr = decide(latent - r["cut_cr"], cal.get("cr_n"))

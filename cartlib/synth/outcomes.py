@@ -10,22 +10,25 @@ from __future__ import annotations
 import numpy as np
 
 from .kinetics import time_below
-from .latent import decide, pin_ranks
-
-
-def _lognormal(rng, median, sd, size):
-    return median * np.exp(sd * rng.standard_normal(size))
+from .latent import decide, logit, lognormal, pin_ranks
 
 
 def bcell_aplasia(rng, n, p, cal, s):
-    """BCA onset and the day CAR-T activity no longer keeps B cells aplastic."""
+    """BCA onset and the day CAR-T activity no longer keeps B cells aplastic.
+
+    >>> from cartlib.synth.generate import simulate_subjects
+    >>> from cartlib.synth.model import load_parameters
+    >>> s = simulate_subjects(np.random.default_rng(0), 20, load_parameters())
+    >>> bool((s["bca_end_true"] > s["bca_onset_true"]).all())
+    True
+    """
     b = p["bcell"]
     rate = np.log(s["cmax_true"] / s["c0"]) / s["tmax_true"]
     reach = np.log(np.maximum(b["onset_after_conc"] / s["c0"], 1.0)) / rate
     onset = np.clip(np.minimum(reach, s["tmax_true"]) + b["onset_lag_days"], 1.0, 25.0)
     functional_end = time_below(b["functional_conc"], s["cmax_true"], s["tmax_true"],
                                 s["frac_fast"], s["alpha"], s["beta"])
-    lag = _lognormal(rng, b["loss_lag_log_median"], b["loss_lag_log_sd"], n)
+    lag = lognormal(rng, b["loss_lag_log_median"], b["loss_lag_log_sd"], n)
     # without a day-28 MRD-negative response there was no functional CAR-T activity
     latent = np.log10(s["cmax_true"]) - 3.3 + 3.0 * s["mrd_neg"] + rng.logistic(size=n) * 0.3
     has = decide(latent, cal.get("bca_n"))
@@ -34,8 +37,8 @@ def bcell_aplasia(rng, n, p, cal, s):
             "persistence_true": functional_end}
 
 
-def _hsct_intent(rng, n, o, s, cal):
-    day = np.clip(_lognormal(rng, o["hsct_day_log_median"], o["hsct_day_log_sd"], n),
+def _hsct_intent(rng, n, o, s):
+    day = np.clip(lognormal(rng, o["hsct_day_log_median"], o["hsct_day_log_sd"], n),
                   o["hsct_day_min"], o["hsct_day_max"])
     latent = (o["hsct_intercept"] + o["hsct_per_log_persistence"]
               * np.log(np.maximum(s["persistence_true"], 1.0) / 60.0) + rng.logistic(size=n))
@@ -43,9 +46,16 @@ def _hsct_intent(rng, n, o, s, cal):
 
 
 def outcomes(rng, n, p, cal, s):
-    """Relapse (and CD19 status), HSCT, death, last contact; all in study days."""
+    """Relapse (and CD19 status), HSCT, death, last contact; all in study days.
+
+    >>> from cartlib.synth.generate import simulate_subjects
+    >>> from cartlib.synth.model import load_parameters
+    >>> s = simulate_subjects(np.random.default_rng(0), 200, load_parameters())
+    >>> bool((np.nan_to_num(s["death_day"]) <= s["last_contact"]).all())
+    True
+    """
     o = p["outcomes"]
-    hsct_latent, hsct_day = _hsct_intent(rng, n, o, s, cal)
+    hsct_latent, hsct_day = _hsct_intent(rng, n, o, s)
     intended = decide(hsct_latent, cal.get("hsct_after_n"), eligible=s["cr"])
     bca_obs = np.where(s["bca"], np.minimum(s["bca_end_true"], np.where(intended, hsct_day, np.inf))
                        - s["bca_onset_true"], 0.0)
@@ -61,8 +71,8 @@ def outcomes(rng, n, p, cal, s):
     neg_latent = (o["cd19neg_intercept"] + o["cd19neg_per_log_bca"] * log_bca + 4.0 * ~s["cr"]
                   + rng.logistic(size=n))
     cd19neg = decide(neg_latent, cal.get("relapse_cd19neg_n"), eligible=relapse)
-    t_neg = _lognormal(rng, o["cd19neg_time_log_median"], o["cd19neg_time_log_sd"], n)
-    t_pos = s["bca_end_true"] + _lognormal(rng, o["cd19pos_after_bca_loss_log_median"],
+    t_neg = lognormal(rng, o["cd19neg_time_log_median"], o["cd19neg_time_log_sd"], n)
+    t_pos = s["bca_end_true"] + lognormal(rng, o["cd19pos_after_bca_loss_log_median"],
                                            o["cd19pos_after_bca_loss_log_sd"], n)
     t_rel = np.where(cd19neg, t_neg, t_pos)
     t_rel = np.where(s["cr"], t_rel, rng.uniform(14, 30, n))   # refractory: found at the day-28 marrow
@@ -78,12 +88,13 @@ def outcomes(rng, n, p, cal, s):
         hsct_day[hsct] = pin_ranks(hsct_day[hsct], cal["hsct_days"])
     hsct_day = np.where(hsct, np.round(hsct_day), np.nan)
 
-    dies_rel = decide(np.log(o["death_after_relapse_p"] / (1 - o["death_after_relapse_p"]))
+    # refractory disease (no CR at day 28) is the likeliest to be fatal
+    dies_rel = decide(logit(o["death_after_relapse_p"]) + o["death_refractory"] * ~s["cr"]
                       + rng.logistic(size=n), cal.get("relapse_death_n"), eligible=relapse)
-    d_rel = t_rel + _lognormal(rng, o["death_after_relapse_log_median"], o["death_after_relapse_log_sd"], n)
+    d_rel = t_rel + lognormal(rng, o["death_after_relapse_log_median"], o["death_after_relapse_log_sd"], n)
     nrm_lp = np.where(hsct, o["nrm_intercept_hsct"], o["nrm_intercept_no_hsct"])
     dies_nrm = decide(nrm_lp + rng.logistic(size=n), cal.get("nrm_n"), eligible=~relapse)
-    d_nrm = np.where(hsct, np.nan_to_num(hsct_day) + _lognormal(rng, o["nrm_after_hsct_log_median"],
+    d_nrm = np.where(hsct, np.nan_to_num(hsct_day) + lognormal(rng, o["nrm_after_hsct_log_median"],
                                                                 o["nrm_after_hsct_log_sd"], n),
                      rng.uniform(60, 1500, n))
     death_day = np.where(dies_rel, d_rel, np.where(dies_nrm, d_nrm, np.nan))

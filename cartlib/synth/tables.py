@@ -25,7 +25,16 @@ def _long(ids, days, values, mask, **const):
 
 
 def pk_table(rng, ids, s, p, cal):
-    """qPCR transgene samples; returns the table and the per-patient observed-Cmax pin factor."""
+    """qPCR transgene samples (CONC NaN = BLQ); ``cal['cmax_obs']`` pins observed Cmax ranks.
+
+    >>> rng = np.random.default_rng(0)
+    >>> from cartlib.synth.generate import simulate_subjects, subject_ids
+    >>> from cartlib.synth.model import load_parameters
+    >>> p = load_parameters(); s = simulate_subjects(rng, 4, p)
+    >>> t = pk_table(rng, subject_ids(4), s, p, {})
+    >>> bool((t.groupby("USUBJID").DAY.min() <= 0).all())
+    True
+    """
     k = p["kinetics"]
     n = len(ids)
     days = schedule(rng, n, k["schedule_days"], k["schedule_jitter"], (k["pre_day_min"], k["pre_day_max"]))
@@ -58,7 +67,15 @@ def pk_table(rng, ids, s, p, cal):
 
 
 def bcell_labs(rng, ids, s, p):
-    """B cells as % of WBC and of lymphocytes; aplasia from onset until CAR-T activity wanes."""
+    """B cells as % of WBC and of lymphocytes; aplasia from onset until CAR-T activity wanes.
+
+    >>> rng = np.random.default_rng(0)
+    >>> from cartlib.synth.generate import simulate_subjects, subject_ids
+    >>> from cartlib.synth.model import load_parameters
+    >>> p = load_parameters(); s = simulate_subjects(rng, 4, p)
+    >>> sorted(bcell_labs(rng, subject_ids(4), s, p).TEST.unique())
+    ['BCELL_PCT_LYM', 'BCELL_PCT_WBC']
+    """
     b = p["bcell"]
     n = len(ids)
     nominal = np.asarray(b["schedule_days"], float)
@@ -79,7 +96,15 @@ def bcell_labs(rng, ids, s, p):
 
 
 def il6_labs(rng, ids, s, p):
-    """IL-6 days 0-28: a peak around CRS for patients with elevated IL-6, normal values otherwise."""
+    """IL-6 days 0-28: a peak around CRS for patients with elevated IL-6, normal values otherwise.
+
+    >>> rng = np.random.default_rng(0)
+    >>> from cartlib.synth.generate import simulate_subjects, subject_ids
+    >>> from cartlib.synth.model import load_parameters
+    >>> p = load_parameters(); s = simulate_subjects(rng, 4, p)
+    >>> bool(il6_labs(rng, subject_ids(4), s, p).DAY.between(0, 28).all())
+    True
+    """
     t = p["toxicity"]
     n = len(ids)
     nominal = np.broadcast_to(np.asarray(t["il6_days"], float), (n, len(t["il6_days"]))).copy()
@@ -100,7 +125,16 @@ def il6_labs(rng, ids, s, p):
 
 
 def anc_labs(rng, ids, s, p):
-    """ANC around the lymphodepletion nadir; the nadir sample equals the graded nadir."""
+    """ANC around the lymphodepletion nadir; the nadir sample equals the graded nadir.
+
+    >>> rng = np.random.default_rng(0)
+    >>> from cartlib.synth.generate import simulate_subjects, subject_ids
+    >>> from cartlib.synth.model import load_parameters
+    >>> p = load_parameters(); s = simulate_subjects(rng, 4, p)
+    >>> labs, _ = anc_labs(rng, subject_ids(4), s, p)
+    >>> labs.groupby("USUBJID").VALUE.min().tolist() == s["anc_nadir"].tolist()
+    True
+    """
     t = p["toxicity"]
     n = len(ids)
     nadir_day = rng.integers(6, 13, n).astype(float)
@@ -117,7 +151,15 @@ def anc_labs(rng, ids, s, p):
 
 
 def subject_table(rng, ids, s):
-    """subjects.csv."""
+    """subjects.csv.
+
+    >>> rng = np.random.default_rng(0)
+    >>> from cartlib.synth.generate import simulate_subjects, subject_ids
+    >>> from cartlib.synth.model import load_parameters
+    >>> p = load_parameters(); s = simulate_subjects(rng, 4, p)
+    >>> subject_table(rng, subject_ids(4), s).shape
+    (4, 14)
+    """
     n = len(ids)
     cri = rng.uniform(size=n) < 0.25
     resp = np.where(s["cr"], np.where(cri, "CRI", "CR"), "NR")
@@ -139,7 +181,15 @@ def _rows(ids, mask, **cols):
 
 
 def event_table(ids, s):
-    """events.csv: RELAPSE, DEATH, HSCT."""
+    """events.csv: RELAPSE, DEATH, HSCT.
+
+    >>> rng = np.random.default_rng(0)
+    >>> from cartlib.synth.generate import simulate_subjects, subject_ids
+    >>> from cartlib.synth.model import load_parameters
+    >>> p = load_parameters(); s = simulate_subjects(rng, 4, p)
+    >>> list(event_table(subject_ids(4), s).columns)
+    ['USUBJID', 'EVENT', 'DAY', 'DETAIL']
+    """
     dead = ~np.isnan(s["death_day"])
     cause = np.where(s["death_relapse"] & ~np.isnan(s["relapse_day"]), "RELAPSE", "NRM")
     return pd.concat([
@@ -151,7 +201,15 @@ def event_table(ids, s):
 
 
 def adverse_event_table(ids, s, nadir_day):
-    """adverse_events.csv (first 28 days)."""
+    """adverse_events.csv (first 28 days); every patient has a NEUTROPENIA row (grade from the nadir).
+
+    >>> rng = np.random.default_rng(0)
+    >>> from cartlib.synth.generate import simulate_subjects, subject_ids
+    >>> from cartlib.synth.model import load_parameters
+    >>> p = load_parameters(); s = simulate_subjects(rng, 4, p)
+    >>> int((adverse_event_table(subject_ids(4), s, np.full(4, 9.0)).TERM == "NEUTROPENIA").sum())
+    4
+    """
     onset = s["crs_onset"]
     return pd.concat([
         _rows(ids, s["crs_grade"] > 0, TERM="CRS", GRADE=s["crs_grade"], ONSET_DAY=onset, DETAIL=""),
@@ -166,7 +224,15 @@ def adverse_event_table(ids, s, nadir_day):
 
 
 def medication_table(ids, s):
-    """medications.csv: tocilizumab the day after CRS onset, corticosteroids a day later."""
+    """medications.csv: tocilizumab the day after CRS onset, corticosteroids a day later.
+
+    >>> rng = np.random.default_rng(0)
+    >>> from cartlib.synth.generate import simulate_subjects, subject_ids
+    >>> from cartlib.synth.model import load_parameters
+    >>> p = load_parameters(); s = simulate_subjects(rng, 4, p)
+    >>> list(medication_table(subject_ids(4), s).columns)
+    ['USUBJID', 'DRUG', 'START_DAY']
+    """
     return pd.concat([
         _rows(ids, s["tocilizumab"], DRUG="TOCILIZUMAB", START_DAY=s["crs_onset"] + 1),
         _rows(ids, s["corticosteroid"], DRUG="CORTICOSTEROID", START_DAY=s["crs_onset"] + 2),

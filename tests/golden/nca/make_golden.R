@@ -53,7 +53,7 @@ splits <- list(
   list("prior_cart", a$PRIOR_CART == "Y", c("yes", "no"), c(TRUE, FALSE)))
 for (w in c("preld", "postld")) for (cut in c(1e-4, 1e-3, 1e-2)) {
   v <- if (w == "preld") a$MRD_PRELD else a$MRD_POSTLD
-  splits[[length(splits) + 1]] <- list(sprintf("%s_mrd_%s", w, sub("e-0", "e-0", format(cut, scientific = TRUE))),
+  splits[[length(splits) + 1]] <- list(sprintf("%s_mrd_%s", w, sub("e-0", "e-", format(cut, scientific = TRUE))),
                                        v < cut, c("lt", "ge"), c(TRUE, FALSE))
 }
 splits <- c(splits, list(
