@@ -114,6 +114,7 @@ def il6_table(table: pd.DataFrame, params: dict[str, Any]) -> pd.DataFrame:
     assoc = il6_association(table, uln=params["il6_uln"])
     for outcome, label in (("crs_ge_3", "grade ≥ 3 CRS"), ("icans", "ICANS")):
         r = assoc.loc[outcome]
-        rows.append((f"elevated IL-6 → {label}: OR (95% CI), p",
-                     f"{format_ci(r['or'], r.get('or_lo'), r.get('or_hi'), digits=3)}, p {format_p(r['p'])}"))
+        odds = (format_ci(r["or"], r.get("or_lo"), r.get("or_hi"), digits=3) if pd.notna(r["or"])
+                else f"not estimable ({r['reason']})")
+        rows.append((f"elevated IL-6 → {label}: OR (95% CI), Fisher p", f"{odds}, p {format_p(r['p'])}"))
     return pd.DataFrame(rows, columns=["IL-6", "value"]).set_index("IL-6")
