@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 # unit, golden, doctest and end-to-end tests; then nbval re-executes the committed notebooks and
 # compares every cell marked NBVAL_CHECK_OUTPUT with its stored output
 test: setup
-	MPLBACKEND=Agg $(BIN)/python -m pytest -p no:cacheprovider --doctest-modules tests cartlib
+	$(BIN)/python -m pytest -p no:cacheprovider --doctest-modules tests cartlib
 	$(BIN)/python -m pytest -p no:cacheprovider --nbval-lax --nbval-sanitize-with tests/nbval_sanitize.cfg notebooks
 
 report: setup

@@ -85,7 +85,8 @@ def _execute(job: _Job, queue) -> tuple[str, float]:
     import papermill as pm
     from papermill.exceptions import PapermillExecutionError
 
-    os.environ.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")
+    # the kernel inherits this; a caller's MPLBACKEND=Agg would leave every figure out of the report
+    os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
     if job.log:
         # the kernel inherits this worker's stderr; keep its chatter out of the user's terminal
         fd = os.open(job.log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)

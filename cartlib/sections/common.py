@@ -16,12 +16,20 @@ def months(days) -> Any:
 
 
 def nan_to_none(v) -> Any:
+    """A number as a plain Python float, None when missing; anything else unchanged.
+
+    >>> nan_to_none(np.float64(0.5)), nan_to_none(np.int64(14)), nan_to_none(float("nan")), nan_to_none("x")
+    (0.5, 14, None, 'x')
+    """
     if v is None:
         return None
+    if isinstance(v, (int, np.integer)) and not isinstance(v, bool):
+        return int(v)
     try:
-        return None if math.isnan(float(v)) else v
+        f = float(v)
     except (TypeError, ValueError):
         return v
+    return None if math.isnan(f) else f
 
 
 def model_keys(prefix: str, summary: pd.DataFrame, columns: dict[str, str]) -> dict[str, Any]:
