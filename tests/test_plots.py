@@ -308,3 +308,15 @@ def test_figures_are_deterministic():
     for fn in (lambda: plots.plot_bca_duration(_analysis(), by="female"),
                lambda: plots.plot_swimmer(_analysis())):
         assert np.array_equal(render(fn), render(fn))
+
+
+def test_swimmer_shows_an_even_sample_of_a_large_cohort():
+    n = 500
+    a = pd.DataFrame({"os_days": np.arange(1.0, n + 1), "os_event": 0},
+                     index=pd.Index([f"P{i:03d}" for i in range(n)], name="USUBJID"))
+    ax = plots.plot_swimmer(a, max_patients=50)
+    bars = [p for p in ax.patches if p.get_gid() == "follow-up"] or ax.patches
+    assert len(bars) == 50 and "50 of 500" in ax.get_title()
+    widths = sorted(b.get_width() for b in bars)
+    assert widths[0] * 30.4375 == pytest.approx(1.0) and widths[-1] * 30.4375 == pytest.approx(n)  # both ends kept
+    plt.close(ax.figure)

@@ -13,8 +13,11 @@ FIGS = [
 def test_status_of_each_figure():
     card = scorecard({"a.n": 50, "a.rate": 0.7494, "a.p": None, "a.lo": 0.63}, FIGS)
     assert card["status"].to_dict() == {"a.n": "matched", "a.rate": "matched", "a.p": "missing", "a.lo": "infeasible"}
-    assert summary_counts(card) == {"matched": 2, "differs": 0, "missing": 1, "infeasible": 1}
+    assert summary_counts(card) == {"matched": 2, "differs": 0, "not targeted": 0, "missing": 1, "infeasible": 1}
     assert scorecard({"a.n": 49}, FIGS[:1]).loc["a.n", "status"] == "differs"
+    untargeted = [{**FIGS[0], "calibrated": False}]
+    assert scorecard({"a.n": 49}, untargeted).loc["a.n", "status"] == "not targeted"
+    assert scorecard({"a.n": 50}, untargeted).loc["a.n", "status"] == "matched"
 
 
 def test_display_is_text():

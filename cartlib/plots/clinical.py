@@ -127,7 +127,7 @@ _SWIMMER_MARKS = (  # label, column holding the day (None: day 28), selector, ma
 _TIME_UNITS = {"days": 1.0, "months": DAYS_PER_MONTH, "years": 365.25}
 
 
-def plot_swimmer(analysis: pd.DataFrame, ax=None, time_unit: str = "months"):
+def plot_swimmer(analysis: pd.DataFrame, ax=None, time_unit: str = "months", max_patients: int = 120):
     """Swimmer plot: one bar per patient from infusion to last contact, with clinical events.
 
     Bars are sorted by follow-up (``os_days``; longest on top) and labelled by USUBJID
@@ -136,7 +136,9 @@ def plot_swimmer(analysis: pd.DataFrame, ax=None, time_unit: str = "months"):
     arrow at the end of the bar of every patient alive at last contact (``os_event`` 0).
     Columns other than ``os_days``/``os_event`` are optional; a missing one drops its
     markers (CR markers need both ``cr`` and ``d28_mrd_neg``). ``time_unit``: days,
-    months (days / 30.4375) or years (days / 365.25).
+    months (days / 30.4375) or years (days / 365.25). A cohort larger than ``max_patients``
+    shows every k-th patient in follow-up order (a deterministic, follow-up-stratified
+    sample; the title says so): a bar per patient stops being readable long before 5,000.
 
     >>> a = pd.DataFrame({"os_days": [400.0, 900.0], "os_event": [1, 0],
     ...     "death_day": [400.0, np.nan], "death_cause": ["NRM", None]},
@@ -150,6 +152,9 @@ def plot_swimmer(analysis: pd.DataFrame, ax=None, time_unit: str = "months"):
         raise ValueError(f"time_unit must be one of {sorted(_TIME_UNITS)}, not {time_unit!r}")
     scale = _TIME_UNITS[time_unit]
     a = analysis.sort_values("os_days", kind="mergesort")
+    total = len(a)
+    if total > max_patients:
+        a = a.iloc[np.linspace(0, total - 1, max_patients).round().astype(int)]
     n = len(a)
     y = np.arange(n)
     ax = _axes(ax, (9, max(4.0, 0.2 * n + 1.5)))
@@ -167,6 +172,8 @@ def plot_swimmer(analysis: pd.DataFrame, ax=None, time_unit: str = "months"):
     ax.set_xlabel(f"Time since infusion ({time_unit})")
     if ax.get_legend_handles_labels()[0]:
         ax.legend(loc="lower right", fontsize="small")
+    if total > n:
+        ax.set_title(f"{n} of {total} patients, evenly spaced in follow-up order", fontsize="small")
     return ax
 
 

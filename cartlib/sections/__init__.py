@@ -8,12 +8,11 @@ use it; it gives the same numbers as a full ``cartlib run``).
 """
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
-from . import bca, cohort, efficacy, pk, toxicity, transplant
-
-SECTION_MODULES = {"cohort": cohort, "efficacy": efficacy, "toxicity": toxicity, "pk": pk, "bca": bca,
-                   "transplant": transplant}
+# imported on use: a notebook that needs one section does not pay for the others' libraries
+SECTION_NAMES = ("cohort", "efficacy", "toxicity", "pk", "bca", "transplant")
 
 
 def compute_results(cohort_data, params: dict[str, Any] | None = None, table=None) -> dict[str, Any]:
@@ -32,6 +31,7 @@ def compute_results(cohort_data, params: dict[str, Any] | None = None, table=Non
     params = resolve(params)
     table = analysis_table(cohort_data, params) if table is None else table
     out: dict[str, Any] = {}
-    for module in SECTION_MODULES.values():
+    for name in SECTION_NAMES:
+        module = importlib.import_module(f"{__name__}.{name}")
         out.update(module.results(cohort_data, table, params))
     return {k: normalise(v) for k, v in sorted(out.items())}

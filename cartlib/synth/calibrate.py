@@ -259,7 +259,7 @@ def loss(results, figures) -> float:
     """
     total = 0.0
     for f in figures:
-        if not f["feasible"] or f["kind"] == "count":
+        if not f["feasible"] or not f.get("calibrated", True) or f["kind"] == "count":
             continue
         got = results.get(f["key"])
         if got is None:
