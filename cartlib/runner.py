@@ -16,7 +16,7 @@ import shutil
 import sys
 import tempfile
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -25,6 +25,7 @@ from typing import Any
 import nbformat
 
 from . import __version__
+from .analysis import DEFAULT_COHORT
 from .params import resolve
 from .results import dumps, merge
 
@@ -205,7 +206,7 @@ def run_suite(out: str | os.PathLike, data: str | os.PathLike | None = None,
     params = resolve(values)
     if params["data"] is not None:
         params["data"] = str(Path(params["data"]).resolve())
-    cohort = load_cohort(params["data"] or default_data_dir(), lloq=params["lloq"])  # validates first
+    cohort = load_cohort(params["data"] or DEFAULT_COHORT, lloq=params["lloq"])  # validates first
 
     out = Path(out).resolve()
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -238,7 +239,7 @@ def run_suite(out: str | os.PathLike, data: str | os.PathLike | None = None,
             "command": " ".join(sys.argv),
             "data": params["data"] or "bundled default cohort",
             "data_fingerprint": cohort.fingerprint,
-            "input_files": {p.name: _sha256(p) for p in input_files(Path(params["data"] or default_data_dir()))},
+            "input_files": {p.name: _sha256(p) for p in input_files(Path(params["data"] or DEFAULT_COHORT))},
             "parameters": params,
             "versions": package_versions(),
             "timings_s": {k: round(v, 2) for k, v in sorted(timings.items())},
@@ -262,11 +263,6 @@ def _move_into_place(tmp: Path, out: Path) -> None:
     tmp.rename(out)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
-
-
-def default_data_dir() -> Path:
-    """The bundled synthetic cohort (package data)."""
-    return Path(__file__).resolve().parent / "data" / "default_cohort"
 
 
 def execute_in_place(names: list[str] | None = None, workers: int | None = None, progress: bool = True) -> dict[str, float]:

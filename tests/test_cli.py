@@ -1,10 +1,8 @@
 """The command line: bad input exits 2 with a readable message and no traceback; nothing is written."""
-import os
 import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 
 from cartlib.cli import main
 from cartlib.io import write_example_cohort

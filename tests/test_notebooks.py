@@ -1,6 +1,5 @@
 """The notebooks' parameters cells: plain literals equal to the schema defaults, one per parameter."""
 import ast
-from pathlib import Path
 
 import nbformat
 import pytest

@@ -1,5 +1,4 @@
 """Every results.json key of RESULTS.md, on the default cohort and on any valid cohort; determinism."""
-import re
 from pathlib import Path
 
 import pytest

@@ -128,7 +128,6 @@ def table3_display(table: pd.DataFrame) -> pd.DataFrame:
         "median Tlast": t3["tlast_median"].map(format_number),
         "p (Tlast)": t3["tlast_p"].map(format_p),
     })
-    return out
 
 
 def correlation_table(table: pd.DataFrame, params: dict[str, Any]) -> pd.DataFrame:

@@ -14,18 +14,17 @@ Three deterministic steps, none of which types numbers into rows:
 """
 from __future__ import annotations
 
-from pathlib import Path
 
 import numpy as np
-import yaml
 
+from ..analysis import DEFAULT_COHORT
 from .generate import generate_cohort, write_cohort
 from .model import INDICATIONS, INFECTIONS, PARAMETERS_FILE, load_parameters
 from .latent import pin_ranks
 from .outcomes import settle_follow_up
 
 PAPER_FILE = PARAMETERS_FILE.parent / "paper.yaml"
-DEFAULT_COHORT_DIR = Path(__file__).resolve().parents[1] / "data" / "default_cohort"
+DEFAULT_COHORT_DIR = DEFAULT_COHORT
 DAYS_PER_MONTH = 30.4375
 COUNT_KEYS = {  # calibration quota <- paper.yaml key
     "female_n": "cohort.female_n", "age_le_10_n": "cohort.age_le_10_n",
@@ -46,8 +45,9 @@ def paper_figures(path=None) -> list[dict]:
     >>> f["cohort.female_n"]["value"], f["efficacy.os_5y_lo"]["feasible"]
     (23, False)
     """
-    with open(path or PAPER_FILE, encoding="utf-8") as fh:
-        return yaml.safe_load(fh)["figures"]
+    from ..scorecard import load_paper_figures
+
+    return load_paper_figures(path or PAPER_FILE)
 
 
 def _days(months):
