@@ -123,7 +123,8 @@ def execute_notebooks(jobs: list[_Job], workers: int | None = None, progress: bo
 
     workers = max(1, min(workers or os.cpu_count() or 1, len(jobs)))
     ctx = mp.get_context("spawn")
-    totals = {j.name: _count_code_cells(j.source) for j in jobs}
+    # papermill adds one code cell (the injected parameters) when it is given parameters
+    totals = {j.name: _count_code_cells(j.source) + (1 if j.parameters else 0) for j in jobs}
     timings: dict[str, float] = {}
     with mp.Manager() as manager:
         queue = manager.Queue()
