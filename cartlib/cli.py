@@ -10,6 +10,7 @@ from pathlib import Path
 
 from .errors import CohortError
 from .params import ParameterError, load_yaml, parse_set
+from .runner import NotebookFailed, execute_in_place, run_suite
 
 EXIT_BAD_INPUT = 2
 EXIT_FAILED = 1
@@ -53,8 +54,6 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         if args.command == "run":
-            from .runner import run_suite
-
             out = run_suite(args.out, data=args.data, overrides=_overrides(args), with_code=args.with_code,
                             workers=args.workers, progress=not args.quiet)
             print(f"report: {out / 'report.html'}\nresults: {out / 'results.json'}")
@@ -71,19 +70,13 @@ def main(argv: list[str] | None = None) -> int:
             write_cohort(tables, Path(args.out))
             print(f"wrote {args.n} synthetic patients (seed {args.seed}) to {args.out}")
         elif args.command == "notebooks":
-            from .runner import execute_in_place
-
             execute_in_place(args.names or None)
     except (CohortError, ParameterError, FileExistsError) as exc:
         print(str(exc), file=sys.stderr)
         return EXIT_BAD_INPUT
-    except Exception as exc:  # a failing notebook: say which cell, not a traceback of the runner
-        from .runner import NotebookFailed
-
-        if isinstance(exc, NotebookFailed):
-            print(str(exc), file=sys.stderr)
-            return EXIT_FAILED
-        raise
+    except NotebookFailed as exc:  # say which notebook and cell, not a traceback of the runner
+        print(str(exc), file=sys.stderr)
+        return EXIT_FAILED
     return 0
 
 

@@ -172,10 +172,10 @@ def _sha256(path: Path) -> str:
 
 
 def input_files(data: Path) -> list[Path]:
-    """The files a cohort consists of (a folder's CSVs or the workbook)."""
-    if data.is_dir():
-        return sorted(data.glob("*.csv"))
-    return [data]
+    """The files the loader reads: the contract's six CSVs of a folder, or the workbook."""
+    from .io import TABLES
+
+    return [data / f"{t}.csv" for t in TABLES] if data.is_dir() else [data]
 
 
 def package_versions() -> dict[str, str]:

@@ -7,12 +7,30 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-DAYS_PER_MONTH = 30.4375
+from ..derive import DAYS_PER_MONTH
+
+ENDPOINTS = {"os": ("os_days", "os_event"), "lfs": ("lfs_days", "lfs_event")}
 
 
 def months(days) -> Any:
     """Days to months (days / 30.4375, DATA_CONTRACT.md)."""
     return days / DAYS_PER_MONTH
+
+
+def cumulative_incidence(table: pd.DataFrame, cause: int, groups=None):
+    """Aalen–Johansen incidence of relapse (cause 1) or non-relapse mortality (cause 2), months."""
+    from ..stats.competing import CumulativeIncidence
+
+    return CumulativeIncidence().fit(months(table["crr_days"]), table["crr_status"], cause=cause, groups=groups)
+
+
+def survival_data(table: pd.DataFrame, endpoint: str) -> pd.DataFrame:
+    """Months and event of ``endpoint`` (os or lfs) with every covariate, one row a patient."""
+    days, event = ENDPOINTS[endpoint]
+    out = table.copy()
+    out["time_mo"] = months(table[days])
+    out["event"] = table[event].astype(int)
+    return out
 
 
 def nan_to_none(v) -> Any:
@@ -46,19 +64,22 @@ def model_keys(prefix: str, summary: pd.DataFrame, columns: dict[str, str]) -> d
     return out
 
 
-def median_or_none(x) -> float | None:
+def _summary_or_none(x, how: str) -> float | None:
     x = pd.Series(x, dtype=float).dropna()
-    return float(np.median(x)) if len(x) else None
+    return float(getattr(x, how)()) if len(x) else None
+
+
+def median_or_none(x) -> float | None:
+    """Median of the non-missing values, None when there are none."""
+    return _summary_or_none(x, "median")
 
 
 def min_or_none(x) -> float | None:
-    x = pd.Series(x, dtype=float).dropna()
-    return float(x.min()) if len(x) else None
+    return _summary_or_none(x, "min")
 
 
 def max_or_none(x) -> float | None:
-    x = pd.Series(x, dtype=float).dropna()
-    return float(x.max()) if len(x) else None
+    return _summary_or_none(x, "max")
 
 
 COVARIATE_LABELS = {

@@ -6,13 +6,11 @@ from typing import Any
 import pandas as pd
 
 from ..stats.compare import clopper_pearson
-from ..stats.competing import CumulativeIncidence
 from ..stats.cox import CoxModel, cox_screen
 from ..stats.survival import KaplanMeier
 from ..tables import format_ci, format_median_range, format_p
-from .common import COVARIATE_LABELS, max_or_none, median_or_none, min_or_none, model_keys, months, nan_to_none  # noqa: F401
-
-ENDPOINTS = {"os": ("os_days", "os_event"), "lfs": ("lfs_days", "lfs_event")}
+from .common import (COVARIATE_LABELS, ENDPOINTS, cumulative_incidence,  # noqa: F401 (labels for notebooks)
+                     max_or_none, median_or_none, min_or_none, model_keys, months, nan_to_none, survival_data)
 # RESULTS.md asks for univariable keys of these covariates whatever the screen's list
 # (no_prior_cart is prior_cart's complement: keyed, but not screened twice by default)
 RESULTS_COVARIATES = ["female", "age_gt_10", "genrisk_high", "prior_hsct", "prior_cart", "no_prior_cart",
@@ -21,24 +19,10 @@ RESULTS_COVARIATES = ["female", "age_gt_10", "genrisk_high", "prior_hsct", "prio
 UNI_KEYS = {"hr": "hr", "hr_lo": "hr_lo", "hr_hi": "hr_hi", "p": "p"}
 
 
-def survival_data(table: pd.DataFrame, endpoint: str) -> pd.DataFrame:
-    """Months and event of ``endpoint`` (os or lfs) with every covariate, one row a patient."""
-    days, event = ENDPOINTS[endpoint]
-    out = table.copy()
-    out["time_mo"] = months(table[days])
-    out["event"] = table[event].astype(int)
-    return out
-
-
 def km(table: pd.DataFrame, endpoint: str, params: dict[str, Any], label: str | None = None) -> KaplanMeier:
     """Kaplan–Meier of OS or LFS in months with the CI transform of ``km_ci``."""
     d = survival_data(table, endpoint)
     return KaplanMeier(ci=params["km_ci"]).fit(d["time_mo"], d["event"], label=label or endpoint.upper())
-
-
-def cumulative_incidence(table: pd.DataFrame, cause: int, groups=None) -> CumulativeIncidence:
-    """Aalen–Johansen incidence of relapse (cause 1) or non-relapse mortality (cause 2), months."""
-    return CumulativeIncidence().fit(months(table["crr_days"]), table["crr_status"], cause=cause, groups=groups)
 
 
 def univariable(table: pd.DataFrame, endpoint: str, params: dict[str, Any]):

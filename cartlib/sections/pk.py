@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from ..pk.summary import kinetics_correlations, summarise_nca, table3
@@ -11,10 +10,14 @@ from ..stats.compare import mann_whitney
 from .common import format_correlations, format_number, max_or_none, median_or_none, min_or_none, nan_to_none
 
 
-def _geomean(x) -> float | None:
-    x = pd.Series(x, dtype=float)
-    x = x[x > 0]
-    return float(np.exp(np.log(x).mean())) if len(x) else None
+def summary_by_mrd_cr(table: pd.DataFrame) -> pd.DataFrame:
+    """NCA summaries (``summarise_nca``) of MRD-negative CR patients (group 1) and the others (0)."""
+    return summarise_nca(table, by="d28_mrd_neg")
+
+
+def _stat(summary: pd.DataFrame, group: int, parameter: str, stat: str):
+    """One statistic of a by-group summary; None when the group has no patient."""
+    return nan_to_none(summary[stat].get((group, parameter)))
 
 
 def by_mrd_cr(table: pd.DataFrame, column: str):
@@ -51,9 +54,10 @@ def results(cohort, table: pd.DataFrame, params: dict[str, Any]) -> dict[str, An
         "pk.cmax_geomean": nan_to_none(summary.loc["cmax", "geomean"]),
         "pk.cmax_geocv_pct": nan_to_none(summary.loc["cmax", "geocv_pct"]),
         "pk.auc28_geomean": nan_to_none(summary.loc["auc28", "geomean"]),
-        "pk.cmax_geomean_mrdcr": _geomean(table.loc[table["d28_mrd_neg"] == 1, "cmax"]),
-        "pk.cmax_geomean_not_mrdcr": _geomean(table.loc[table["d28_mrd_neg"] == 0, "cmax"]),
     }
+    by_response = summary_by_mrd_cr(table)
+    out["pk.cmax_geomean_mrdcr"] = _stat(by_response, 1, "cmax", "geomean")
+    out["pk.cmax_geomean_not_mrdcr"] = _stat(by_response, 0, "cmax", "geomean")
     for column in ("cmax", "auc28", "tlast"):
         out[f"pk.{column}_mrdcr_mwu_p"] = nan_to_none(by_mrd_cr(table, column).p_value)
     corr = kinetics_correlations(table, method=params["corr_method"])
@@ -100,15 +104,15 @@ def mrd_cr_comparison(table: pd.DataFrame) -> pd.DataFrame:
     """Cmax, AUC0–28d and Tlast of MRD-negative CR vs other patients: medians, geometric means, MWU p."""
     from ..tables import format_p
 
+    s = summary_by_mrd_cr(table)
     rows = []
     for column in ("cmax", "auc28", "tlast"):
-        yes = table.loc[table["d28_mrd_neg"] == 1, column]
-        no = table.loc[table["d28_mrd_neg"] == 0, column]
+        n_yes, n_no = (int(_stat(s, g, column, "n") or 0) for g in (1, 0))
         rows.append({"parameter": NCA_LABELS[column],
-                     "MRD-CR: n, median": f"{yes.notna().sum()}, {format_number(yes.median())}",
-                     "others: n, median": f"{no.notna().sum()}, {format_number(no.median())}",
-                     "geometric means": (f"{format_number(_geomean(yes))} vs {format_number(_geomean(no))}"
-                                         if column != "tlast" else ""),
+                     "MRD-CR: n, median": f"{n_yes}, {format_number(_stat(s, 1, column, 'median'))}",
+                     "others: n, median": f"{n_no}, {format_number(_stat(s, 0, column, 'median'))}",
+                     "geometric means": (f"{format_number(_stat(s, 1, column, 'geomean'))} vs "
+                                         f"{format_number(_stat(s, 0, column, 'geomean'))}" if column != "tlast" else ""),
                      "Mann–Whitney p": format_p(by_mrd_cr(table, column).p_value)})
     return pd.DataFrame(rows).set_index("parameter")
 

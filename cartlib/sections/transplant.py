@@ -6,11 +6,12 @@ from typing import Any
 import pandas as pd
 
 from ..params import mrd_label
-from ..stats.competing import CumulativeIncidence, gray_test
+from ..stats.competing import gray_test
 from ..stats.survival import KaplanMeier, logrank_test
 from ..stats import timevarying as tv
 from ..tables import format_ci, format_p
-from .common import max_or_none, median_or_none, min_or_none, months, nan_to_none
+from .common import (ENDPOINTS, cumulative_incidence, max_or_none, median_or_none, min_or_none, months,
+                     nan_to_none, survival_data)
 
 
 def strata(table: pd.DataFrame, params: dict[str, Any]) -> dict[str, pd.Series]:
@@ -30,8 +31,8 @@ def hsct_groups(table: pd.DataFrame) -> pd.Series:
 
 def fixed_comparison(table: pd.DataFrame, endpoint: str):
     """Log-rank test of ever vs never transplanted from day 0 (has immortal-time bias: see notebook 05)."""
-    days, event = {"os": ("os_days", "os_event"), "lfs": ("lfs_days", "lfs_event")}[endpoint]
-    return logrank_test(months(table[days]), table[event], hsct_groups(table))
+    d = survival_data(table, endpoint)
+    return logrank_test(d["time_mo"], d["event"], hsct_groups(table))
 
 
 def time_varying_os(table: pd.DataFrame):
@@ -61,8 +62,8 @@ def _stratum_keys(name: str, sub: pd.DataFrame, params: dict[str, Any]) -> dict[
             fit = KaplanMeier(ci=params["km_ci"]).fit(months(grp["os_days"]), grp["os_event"])
             out[f"transplant.os_median_mo.{name}.{label}"] = nan_to_none(fit.median_)
             out[f"transplant.os_time_median_mo.{name}.{label}"] = median_or_none(months(grp["os_days"]))
-            cif = CumulativeIncidence().fit(months(grp["crr_days"]), grp["crr_status"], cause=2)
-            out[f"transplant.nrm_5y.{name}.{label}"] = nan_to_none(cif.at(params["horizon_months"])[0])
+            nrm = cumulative_incidence(grp, cause=2).at(params["horizon_months"])[0]
+            out[f"transplant.nrm_5y.{name}.{label}"] = nan_to_none(nrm)
         else:
             for key in ("os_median_mo", "os_time_median_mo", "nrm_5y"):
                 out[f"transplant.{key}.{name}.{label}"] = None
@@ -116,7 +117,7 @@ def plot_strata(table: pd.DataFrame, params: dict[str, Any], endpoint: str = "os
 
     from ..stats.survival import plot_km
 
-    days, event = {"os": ("os_days", "os_event"), "lfs": ("lfs_days", "lfs_event")}[endpoint]
+    days, event = ENDPOINTS[endpoint]
     groups = {k: v for k, v in strata(table, params).items() if k != "all"}
     fig, axes = plt.subplots(2, 2, figsize=(13, 11))
     for ax, (name, mask) in zip(axes.ravel(), groups.items()):
@@ -150,13 +151,15 @@ def strata_table(table: pd.DataFrame, params: dict[str, Any]) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index("stratum")
 
 
-def gray_table(table: pd.DataFrame) -> pd.DataFrame:
-    """Gray's test of relapse incidence, HSCT vs no HSCT, with each group's 5-year incidence."""
-    fit = CumulativeIncidence().fit(months(table["crr_days"]), table["crr_status"], cause=1, groups=hsct_groups(table))
+def gray_table(table: pd.DataFrame, params: dict[str, Any]) -> pd.DataFrame:
+    """Gray's test of relapse incidence, HSCT vs no HSCT, with each group's incidence at ``horizon_months``."""
+    horizon = params["horizon_months"]
+    fit = cumulative_incidence(table, cause=1, groups=hsct_groups(table))
     test = gray_test(months(table["crr_days"]), table["crr_status"], hsct_groups(table), cause=1)
-    rows = [(g, f"{fit.at(60.0, group=g)[0]:.1%}") for g in fit.groups_]
+    rows = [(g, f"{fit.at(horizon, group=g)[0]:.1%}") for g in fit.groups_]
     rows.append(("Gray's test", f"chi-square {test.statistic:.3f}, df {test.df}, p {format_p(test.p_value)}"))
-    return pd.DataFrame(rows, columns=["relapse incidence at 60 months", "value"]).set_index("relapse incidence at 60 months")
+    title = f"relapse incidence at {horizon:g} months"
+    return pd.DataFrame(rows, columns=[title, "value"]).set_index(title)
 
 
 def immortal_time_table(table: pd.DataFrame) -> pd.DataFrame:
@@ -175,7 +178,7 @@ def time_varying_table(table: pd.DataFrame, params: dict[str, Any]) -> pd.DataFr
     """HSCT effect on OS: fixed (biased) Cox, time-varying Cox, Mantel–Byar and landmark tests."""
     from ..stats.cox import CoxModel
     rows = []
-    fixed = CoxModel().fit(table.assign(t=months(table["os_days"])), "t", "os_event", ["hsct_after"]).summary.iloc[0]
+    fixed = CoxModel().fit(survival_data(table, "os"), "time_mo", "event", ["hsct_after"]).summary.iloc[0]
     rows.append(("Cox, HSCT fixed at day 0 (immortal-time bias)", format_ci(fixed["hr"], fixed["hr_lo"], fixed["hr_hi"]),
                  format_p(fixed["p"])))
     model, mb = time_varying_os(table)
