@@ -152,3 +152,31 @@ def test_newton_fallback_fits_what_lifelines_stops_on():
     row = m.summary.loc["x"]
     assert abs(row["coef"] - r["coef"]) < 1e-6 and abs(row["se"] / r["se"] - 1) < 1e-6
     assert abs(row["p"] - r["p"]) < 1e-6 and abs(m.loglik - r["loglik"]) < 1e-6
+
+
+def test_newton_fallback_also_follows_a_failed_convergence_warning(monkeypatch):
+    """lifelines can also stop with a "failed" ConvergenceWarning and a runaway estimate instead
+    of raising; the R-style Newton–Raphson decides then too. Same golden as above, for a
+    fit that lifelines is made to report as failed."""
+    import json
+    import warnings
+    from pathlib import Path
+
+    from lifelines import CoxPHFitter
+    from lifelines.exceptions import ConvergenceWarning
+
+    folder = Path(__file__).parent / "golden" / "survival"
+    data = pd.read_csv(folder / "cox_small_group.csv")
+    r = json.loads((folder / "cox_small_group.json").read_text())
+
+    def failing_fit(self, df, duration_col, event_col, **kwargs):
+        self.params_ = pd.Series([-8.8], index=["x"])
+        self.variance_matrix_ = pd.DataFrame([[4.0]], index=["x"], columns=["x"])
+        self.log_likelihood_ = -1e9
+        warnings.warn("Newton-Raphson failed to converge sufficiently", ConvergenceWarning)
+        return self
+
+    monkeypatch.setattr(CoxPHFitter, "fit", failing_fit)
+    m = CoxModel().fit(data, "time", "event", ["x"])
+    assert m.reason is None and m.converged
+    assert abs(m.summary.loc["x", "coef"] - r["coef"]) < 1e-6 and abs(m.loglik - r["loglik"]) < 1e-6

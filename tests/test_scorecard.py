@@ -1,6 +1,6 @@
 import math
 
-from cartlib.scorecard import display_table, key_table, load_paper_figures, scorecard, summary_counts
+from cartlib.scorecard import display_table, key_table, load_paper_figures, scorecard, summary_counts, within_tolerance
 
 FIGS = [
     {"key": "a.n", "value": 50, "tolerance": 0},
@@ -13,11 +13,23 @@ FIGS = [
 def test_status_of_each_figure():
     card = scorecard({"a.n": 50, "a.rate": 0.7494, "a.p": None, "a.lo": 0.63}, FIGS)
     assert card["status"].to_dict() == {"a.n": "matched", "a.rate": "matched", "a.p": "missing", "a.lo": "infeasible"}
-    assert summary_counts(card) == {"matched": 2, "differs": 0, "not targeted": 0, "missing": 1, "infeasible": 1}
+    assert summary_counts(card) == {"matched": 2, "differs": 0, "missing": 1, "infeasible": 1}
     assert scorecard({"a.n": 49}, FIGS[:1]).loc["a.n", "status"] == "differs"
-    untargeted = [{**FIGS[0], "calibrated": False}]
-    assert scorecard({"a.n": 49}, untargeted).loc["a.n", "status"] == "not targeted"
-    assert scorecard({"a.n": 50}, untargeted).loc["a.n", "status"] == "matched"
+
+
+def test_log_tolerance_is_symmetric_on_the_ratio_scale():
+    hr = {"value": 2.0, "log_tolerance": 0.1}
+    assert within_tolerance(2.0 * 1.105, hr) and within_tolerance(2.0 / 1.105, hr)
+    assert not within_tolerance(2.0 * 1.106, hr) and not within_tolerance(2.0 / 1.106, hr)
+    assert not within_tolerance(0.0, hr) and not within_tolerance(-2.0, hr)
+
+
+def test_p_value_must_agree_on_significance():
+    p = {"value": 0.03, "tolerance": 0.05, "kind": "p"}
+    assert within_tolerance(0.049, p) and within_tolerance(0.0001, p)
+    assert not within_tolerance(0.05, p) and not within_tolerance(0.07, p)
+    assert within_tolerance(0.125, {"value": 0.171, "tolerance": 0.05, "kind": "p"})
+    assert not within_tolerance(0.04, {"value": 0.06, "tolerance": 0.05, "kind": "p"})
 
 
 def test_display_is_text():

@@ -176,25 +176,28 @@ class CoxModel:
             try:
                 cph = CoxPHFitter(penalizer=0.0, alpha=self.alpha).fit(
                     data, self.duration_col, self.event_col, fit_options=_FIT_OPTIONS)
+                failure = None
             except (ConvergenceError, np.linalg.LinAlgError) as err:
-                # lifelines' own stopping rule can fail where R's coxph converges (a small group
-                # with all its members dead); R's Newton–Raphson decides then
-                fitted = self._fit_newton(data)
-                if fitted is None:
-                    return f"did not converge ({type(err).__name__})"
-                coef, var, loglik = fitted
-                reason = _fit_problem(data, self.covariates, coef, var, caught)
-                if reason is None:
-                    self.params_, self.variance_, self.converged, self.loglik = coef, var, True, loglik
-                return reason
-        coef = cph.params_[self.covariates].to_numpy()
-        var = cph.variance_matrix_.loc[self.covariates, self.covariates].to_numpy()
-        reason = _fit_problem(data, self.covariates, coef, var, caught)
-        if reason is not None:
-            return reason
-        self.params_, self.variance_, self.converged = coef, var, True
-        self.loglik = float(cph.log_likelihood_)
-        return None
+                cph, failure = None, f"did not converge ({type(err).__name__})"
+        if cph is not None:
+            coef = cph.params_[self.covariates].to_numpy()
+            var = cph.variance_matrix_.loc[self.covariates, self.covariates].to_numpy()
+            failure = _fit_problem(data, self.covariates, coef, var, caught)
+            if failure is None:
+                self.params_, self.variance_, self.converged = coef, var, True
+                self.loglik = float(cph.log_likelihood_)
+                return None
+        # lifelines' own stopping rule can fail (an exception, or a "failed" ConvergenceWarning
+        # with a runaway estimate) where R's coxph converges, e.g. a small group with all its
+        # members dead; R's Newton-Raphson decides then
+        fitted = self._fit_newton(data)
+        if fitted is None:
+            return failure
+        coef, var, loglik = fitted
+        reason = _fit_problem(data, self.covariates, coef, var, [])
+        if reason is None:
+            self.params_, self.variance_, self.converged, self.loglik = coef, var, True, loglik
+        return reason
 
     def _fit_newton(self, data, eps: float = 1e-12, max_iter: int = 100):
         """Newton–Raphson with step halving on the Efron partial likelihood, from beta = 0, stopping

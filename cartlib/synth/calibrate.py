@@ -25,7 +25,7 @@ from .outcomes import settle_follow_up
 
 PAPER_FILE = PARAMETERS_FILE.parent / "paper.yaml"
 DEFAULT_COHORT_DIR = DEFAULT_COHORT
-DAYS_PER_MONTH = 30.4375
+from ..derive import DAYS_PER_MONTH  # noqa: E402  (one definition of a month)
 COUNT_KEYS = {  # calibration quota <- paper.yaml key
     "female_n": "cohort.female_n", "age_le_10_n": "cohort.age_le_10_n",
     "prior_hsct_n": "cohort.prior_hsct_n", "prior_cart_n": "cohort.prior_cart_n",
@@ -126,6 +126,8 @@ def nudge(s, cal):
     if hlh.size == 1 and s["mrd_preld"][hlh[0]] >= 1e-2:
         s["mrd_preld"] = s["mrd_preld"].copy()
         s["mrd_preld"][hlh[0]] = 0.0322
+        s["log10_mrd_preld"] = s["log10_mrd_preld"].copy()
+        s["log10_mrd_preld"][hlh[0]] = np.log10(0.0322)
     alive = np.isnan(s["death_day"])
     if alive.any() and "followup_max_day" in cal:
         s["admin_day"] = _pin_survivor_follow_up(s["admin_day"], alive, s["death_day"], cal)
@@ -191,31 +193,58 @@ def calibrated_settings(params=None) -> dict:
     """The recorded search result (``calibration`` of parameters/synthetic.yaml).
 
     >>> sorted(calibrated_settings())
-    ['nrm_n', 'relapse_death_n', 'seed']
+    ['nrm_n', 'relapse_death_n', 'seed', 'stages']
     """
     return dict((params or load_parameters())["calibration"])
 
 
-def default_cohort_tables(params=None, paper=None) -> dict:
-    """The calibrated 50-patient default cohort, re-derived deterministically from the model.
-
-    >>> t = default_cohort_tables()
-    >>> len(t["subjects"]), int((t["subjects"]["SEX"] == "F").sum())
-    (50, 23)
+def simulated_tables(params=None, paper=None) -> dict:
+    """Steps 1-4 (docs/SYNTHETIC.md): the model's draws with quotas, pins and nudges, and the
+    stages on the latent patients (:func:`~cartlib.synth.fit_toxicity.fit_toxicity`, then
+    :func:`~cartlib.synth.fit_outcomes.fit_outcomes`), as tables; the kinetics stage follows
+    in :func:`default_cohort_tables`.
     """
+    from .fit_outcomes import fit_outcomes
+    from .fit_toxicity import fit_toxicity
+
     params = params or load_parameters()
     settings = calibrated_settings(params)
+    stages = settings.get("stages", {})
     cal = paper_calibration(paper)
     cal.update(relapse_death_n=settings["relapse_death_n"], nrm_n=settings["nrm_n"])
-    n = {r["key"]: r["value"] for r in paper_figures(paper)}["cohort.n"]
-    return generate_cohort(n, settings["seed"], params, cal=cal, adjust=lambda s: nudge(s, cal))
+    figures = paper_figures(paper)
+    n = {r["key"]: r["value"] for r in figures}["cohort.n"]
+
+    def adjust(s):
+        s = nudge(s, cal)
+        s = fit_toxicity(s, figures, **stages.get("toxicity", {}))
+        return fit_outcomes(s, figures, params=params, **stages.get("outcomes", {}))
+
+    return generate_cohort(n, settings["seed"], params, cal=cal, adjust=adjust)
+
+
+def default_cohort_tables(params=None, paper=None) -> dict:
+    """The calibrated 50-patient default cohort, re-derived deterministically from the model:
+    :func:`simulated_tables`, then the kinetics stage (about 50 s; tests/test_synth.py checks it)
+    (:func:`~cartlib.synth.fit_kinetics.fit_kinetics`, step 5).
+
+    >>> t = default_cohort_tables()       # doctest: +SKIP
+    >>> len(t["subjects"]), int((t["subjects"]["SEX"] == "F").sum())   # doctest: +SKIP
+    (50, 23)
+    """
+    from .fit_kinetics import fit_kinetics
+
+    params = params or load_parameters()
+    stages = calibrated_settings(params).get("stages", {})
+    return fit_kinetics(simulated_tables(params, paper), paper_figures(paper), params=params,
+                        **stages.get("kinetics", {}))
 
 
 def write_default_cohort(out_dir=DEFAULT_COHORT_DIR):
     """(Re)write the bundled cohort files from :func:`default_cohort_tables` (overwrites them).
 
     >>> import tempfile
-    >>> [p.name for p in write_default_cohort(tempfile.mkdtemp())][0]
+    >>> [p.name for p in write_default_cohort(tempfile.mkdtemp())][0]   # doctest: +SKIP
     'subjects.csv'
     """
     return write_cohort(default_cohort_tables(), out_dir, overwrite=True)
@@ -241,8 +270,8 @@ def as_cohort(tables):
 def evaluate(tables, params=None) -> dict:
     """results.json figures of a cohort given as tables (via :func:`as_cohort` and ``compute_results``).
 
-    >>> evaluate(default_cohort_tables())["cohort.female_n"]
-    23
+    >>> evaluate(generate_cohort(20, seed=0))["cohort.n"]
+    20
     """
     from ..sections import compute_results
 
@@ -251,22 +280,23 @@ def evaluate(tables, params=None) -> dict:
 
 def loss(results, figures) -> float:
     """Sum of squared misses in units of tolerance over the feasible, non-count figures
-    (each capped at 100; a missing result counts 100).
+    (:func:`cartlib.scorecard.miss`, squared, each capped at 100; a missing result counts 100).
 
     >>> f = [{"key": "a", "value": 1.0, "tolerance": 0.1, "kind": "continuous", "feasible": True}]
     >>> round(loss({"a": 1.2}, f), 6), loss({}, f)
     (4.0, 100.0)
     """
+    from ..scorecard import miss
+
     total = 0.0
     for f in figures:
-        if not f["feasible"] or not f.get("calibrated", True) or f["kind"] == "count":
+        if not f["feasible"] or f["kind"] == "count":
             continue
         got = results.get(f["key"])
         if got is None:
             total += 100.0
             continue
-        scale = max(float(f["tolerance"]), 1e-3 * max(abs(float(f["value"])), 1e-3))
-        total += min(((float(got) - float(f["value"])) / scale) ** 2, 100.0)
+        total += min(miss(got, f) ** 2, 100.0)
     return total
 
 

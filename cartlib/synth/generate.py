@@ -129,6 +129,10 @@ def generate_cohort(n, seed, params=None, cal=None, progress=None, adjust=None):
     for size, ss in tqdm(list(zip(sizes, seeds)), desc="synth", disable=not show):
         rng = np.random.Generator(np.random.PCG64(ss))
         s = simulate_subjects(rng, size, params, cal)
+        # the B-cell visit days come from their own stream (a child of the chunk's seed), so that
+        # calibration stages in ``adjust`` see the aplasia durations the labs will give
+        lab_rng = np.random.Generator(np.random.PCG64(np.random.SeedSequence(ss.entropy, spawn_key=ss.spawn_key + (1,))))
+        s["bcell_visit_days"] = tables.bcell_visit_days(lab_rng, size, params)
         if adjust is not None:
             s = adjust(s)
         parts.append(build_tables(rng, subject_ids(n, start, size), s, params, cal))

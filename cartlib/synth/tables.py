@@ -66,6 +66,18 @@ def pk_table(rng, ids, s, p, cal):
     return table
 
 
+def bcell_visit_days(rng, n, p):
+    """B-cell visit days (n, m): the nominal schedule, +-3 days after day 28.
+
+    >>> d = bcell_visit_days(np.random.default_rng(0), 2, {"bcell": {"schedule_days": [7, 60, 90]}})
+    >>> d.shape, bool((d[:, 0] == 7).all())
+    ((2, 3), True)
+    """
+    nominal = np.asarray(p["bcell"]["schedule_days"], float)
+    jit = np.where(nominal > 28, np.round(rng.uniform(-3, 3, (n, nominal.size))), 0.0)
+    return np.maximum.accumulate(nominal + jit, axis=1)
+
+
 def bcell_labs(rng, ids, s, p):
     """B cells as % of WBC and of lymphocytes; aplasia from onset until CAR-T activity wanes.
 
@@ -78,9 +90,10 @@ def bcell_labs(rng, ids, s, p):
     """
     b = p["bcell"]
     n = len(ids)
-    nominal = np.asarray(b["schedule_days"], float)
-    jit = np.where(nominal > 28, np.round(rng.uniform(-3, 3, (n, nominal.size))), 0.0)
-    days = np.maximum.accumulate(nominal + jit, axis=1)
+    drawn = bcell_visit_days(rng, n, p)
+    # visit days drawn with the latent model (generate_cohort) win, so that calibration stages
+    # see the B-cell aplasia durations the tables will give; the draw above keeps the stream
+    days = np.asarray(s["bcell_visit_days"], float) if "bcell_visit_days" in s else drawn
     aplastic = s["bca"][:, None] & (days >= s["bca_onset_true"][:, None]) & (days < s["bca_end_true"][:, None])
     stop = np.fmin(s["last_contact"], np.nan_to_num(s["hsct_day"], nan=np.inf) - 1)
     after_loss = np.cumsum((days > 0) & ~aplastic & s["bca"][:, None]

@@ -1,0 +1,93 @@
+"""The table stage fit_kinetics (cartlib/synth/fit_kinetics.py): Table 3 of the paper."""
+import numpy as np
+import pandas as pd
+import pytest
+
+from cartlib.pk.nca import nca
+from cartlib.scorecard import within_tolerance
+from cartlib.synth.calibrate import as_cohort, evaluate, paper_figures, simulated_tables
+from cartlib.synth.fit_kinetics import fit_kinetics
+
+
+@pytest.fixture(scope="module")
+def base():
+    return simulated_tables()
+
+
+@pytest.fixture(scope="module")
+def fitted(base):
+    details = {}
+    return fit_kinetics(base, details=details), details
+
+
+def test_nca_gives_assigned(fitted):
+    tables, details = fitted
+    res = nca(as_cohort(tables).pk)
+    for u, (cmax, tmax, tlast, auc) in details["assigned"].items():
+        assert res.loc[u, "cmax"] == cmax
+        assert res.loc[u, "tmax"] == tmax
+        assert res.loc[u, "tlast"] == tlast
+        assert res.loc[u, "auc28"] == pytest.approx(auc, rel=1e-9)
+
+
+def test_coherent(fitted, base):
+    tables, _ = fitted
+    pk = tables["pk"]
+    assert set(pk["CONC"].map(type)) <= {int, str}
+    assert all(v >= 100 for v in pk["CONC"] if not isinstance(v, str))
+    res = nca(as_cohort(tables).pk)
+    ev = tables["events"]
+    hsct = ev[ev.EVENT == "HSCT"].set_index("USUBJID")["DAY"]
+    assert (res["tlast"].reindex(hsct.index) <= hsct).all()          # conditioning ends CAR-T
+    last = tables["subjects"].set_index("USUBJID")["LAST_CONTACT_DAY"]
+    assert (pk.groupby("USUBJID")["DAY"].max() <= last.reindex(pk["USUBJID"].unique())).all()
+    assert res["tmax"].between(4, 21).all()
+    for name in ("subjects", "events", "labs"):
+        pd.testing.assert_frame_equal(tables[name], base[name])
+
+
+def test_valid_cohort(fitted, tmp_path):
+    from cartlib.io import load_cohort
+    from cartlib.synth.generate import write_cohort
+
+    write_cohort(fitted[0], tmp_path)
+    assert len(load_cohort(tmp_path).pk) == len(fitted[0]["pk"])
+
+
+def test_deterministic(base):
+    kw = dict(iterations=150, iterations_t=150, rounds=1, restarts=1, restarts_r=1, descend=False)
+    a = fit_kinetics(base, **kw)
+    b = fit_kinetics(base, **kw)
+    pd.testing.assert_frame_equal(a["pk"], b["pk"])
+
+
+def test_tlast_on_visit_days(fitted, base):
+    """Every Tlast is a day of the patient's own schedule window, >= Tmax."""
+    from cartlib.synth.fit_kinetics import _visit_windows
+    from cartlib.synth.model import load_parameters
+
+    _, lo, hi = _visit_windows(load_parameters())
+    for u, (cmax, tmax, tlast, auc) in fitted[1]["assigned"].items():
+        assert tlast >= tmax
+        assert ((tlast >= lo) & (tlast <= hi)).any(), (u, tlast)
+
+
+def test_no_targets_is_noop(base):
+    out = fit_kinetics(base, figures=[])
+    pd.testing.assert_frame_equal(out["pk"], base["pk"])
+
+
+def test_table3_figures(fitted):
+    res = evaluate(fitted[0])
+    fig = {f["key"]: f["value"] for f in paper_figures()}
+    keys = [f for f in paper_figures() if f["key"].startswith("pk.table3.") and not f["key"].endswith(".n")
+            and f.get("feasible", True)]
+    good = [f["key"] for f in keys if within_tolerance(res.get(f["key"], np.nan), f)]
+    # 143 of 153 at the default seed (partial; see the stage report); the pre- and post-LD
+    # MRD >= 1e-2 Tlast medians provably conflict (module doc)
+    assert len(good) >= 140
+    assert res["pk.cmax_median"] == 30860 and res["pk.tmax_min"] == 4 and res["pk.expansion_n"] == 49
+    for key in ("bca.tlast_r", "pk.cmax_tlast_r", "pk.auc28_tlast_r"):
+        assert abs(res[key] - fig[key]) <= 0.05, key
+    for key in ("pk.cmax_mrdcr_mwu_p", "pk.auc28_mrdcr_mwu_p"):   # tlast: see the report
+        assert res[key] < 0.05 and abs(res[key] - fig[key]) <= 0.05, key
