@@ -18,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..analysis import DEFAULT_COHORT
+from ..derive import DAYS_PER_MONTH
 from .generate import generate_cohort, write_cohort
 from .model import INDICATIONS, INFECTIONS, PARAMETERS_FILE, load_parameters
 from .latent import pin_ranks
@@ -25,7 +26,6 @@ from .outcomes import settle_follow_up
 
 PAPER_FILE = PARAMETERS_FILE.parent / "paper.yaml"
 DEFAULT_COHORT_DIR = DEFAULT_COHORT
-from ..derive import DAYS_PER_MONTH  # noqa: E402  (one definition of a month)
 COUNT_KEYS = {  # calibration quota <- paper.yaml key
     "female_n": "cohort.female_n", "age_le_10_n": "cohort.age_le_10_n",
     "prior_hsct_n": "cohort.prior_hsct_n", "prior_cart_n": "cohort.prior_cart_n",

@@ -40,7 +40,8 @@ import math
 
 import numpy as np
 
-from ..derive import DAYS_PER_MONTH  # noqa: E402  (one definition of a month)
+from ..derive import DAYS_PER_MONTH
+
 OS_COVS = ("no_prior_cart", "neutropenia_g4", "crs_ge_3", "icans", "hsct_after", "bca_duration_days")
 LFS_COVS = ("bca_duration_days", "female", "d28_mrd_neg")
 STRATA = ("preld_mrd_lt_1e-4", "postld_mrd_lt_1e-4")
@@ -170,6 +171,16 @@ def cox_fit(time, event, X, max_iter=30, start=None):
     if np.any(np.abs(beta) > 15) or np.any(se > 50):
         return None
     return beta / sd, se / sd, beta
+
+
+def _cox_keys(prefix, fit, j):
+    """``prefix.hr/hr_lo/hr_hi/p`` of covariate ``j`` of a :func:`cox_fit` result (all None without a fit)."""
+    if fit is None:
+        return {f"{prefix}.{q}": None for q in ("hr", "hr_lo", "hr_hi", "p")}
+    bj, sj = fit[0][j], fit[1][j]
+    return {f"{prefix}.hr": math.exp(bj), f"{prefix}.hr_lo": math.exp(bj - 1.959963984540054 * sj),
+            f"{prefix}.hr_hi": math.exp(bj + 1.959963984540054 * sj),
+            f"{prefix}.p": math.erfc(abs(bj / sj) / math.sqrt(2.0))}
 
 
 def logrank_p(time, event, group):
@@ -321,14 +332,7 @@ class _Problem:
             if fit is not None:
                 self.warm[name] = fit[2]
             for j, c in enumerate(covs):
-                pre = f"efficacy.{name}.multi.{c}"
-                if fit is None:
-                    out.update({f"{pre}.{k}": None for k in ("hr", "hr_lo", "hr_hi", "p")})
-                    continue
-                bj, sj = fit[0][j], fit[1][j]
-                out.update({f"{pre}.hr": math.exp(bj), f"{pre}.hr_lo": math.exp(bj - 1.959963984540054 * sj),
-                            f"{pre}.hr_hi": math.exp(bj + 1.959963984540054 * sj),
-                            f"{pre}.p": math.erfc(abs(bj / sj) / math.sqrt(2.0))})
+                out.update(_cox_keys(f"efficacy.{name}.multi.{c}", fit, j))
         for name, m in self.strata.items():
             h = m & self.hsct
             out[f"transplant.os_logrank_p.{name}"] = logrank_p(os_t[m], os_e[m], self.hsct[m])
@@ -344,14 +348,7 @@ class _Problem:
                                                                          for c in LFS_COVS]))
             fit = self.cache[key]
             for j, c in enumerate(LFS_COVS):
-                pre = f"efficacy.lfs.multi.{c}"
-                if fit is None:
-                    out.update({f"_s{k}.{pre}.{q}": None for q in ("hr", "hr_lo", "hr_hi", "p")})
-                    continue
-                bj, sj = fit[0][j], fit[1][j]
-                out.update({f"_s{k}.{pre}.hr": math.exp(bj), f"_s{k}.{pre}.hr_lo": math.exp(bj - 1.959963984540054 * sj),
-                            f"_s{k}.{pre}.hr_hi": math.exp(bj + 1.959963984540054 * sj),
-                            f"_s{k}.{pre}.p": math.erfc(abs(bj / sj) / math.sqrt(2.0))})
+                out.update(_cox_keys(f"_s{k}.efficacy.lfs.multi.{c}", fit, j))
         out["bca.duration_median_days"] = float(np.median(bca[bca > 0])) if (bca > 0).any() else None   # patients with an onset
         out["efficacy.os_5y"] = km_at(os_t, os_e, 60.0)
         out["efficacy.lfs_5y"] = km_at(lfs_t, lfs_e, 60.0)
