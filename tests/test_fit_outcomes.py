@@ -167,3 +167,21 @@ def test_keeps_what_matched_before(latent, fitted, results):
 
 
 MIN_MATCHED = 21   # 23 of the 41 objective figures at the time of writing
+
+
+def test_every_screen_group_keeps_an_event(fitted):
+    """Both groups of each 0/1 screen covariate keep an OS death and an LFS event (else the suite's
+    univariable Cox fit has no estimate); a group without one costs EMPTY_GROUP_PENALTY per endpoint."""
+    from cartlib.synth.fit_outcomes import EMPTY_GROUP_PENALTY
+
+    prob = _Problem(fitted, paper_figures(), load_parameters())
+    state = {k: fitted[k] for k in ("death_day", "relapse_day", "admin_day")}
+    res = prob.evaluate(state)
+    assert res["_empty_groups"] == 0
+    held_ref = {k: res[k] for k in prob.held}
+    base = prob.loss(res, held_ref)
+    well = np.isnan(fitted["death_day"]) & np.isnan(fitted["relapse_day"])   # no OS nor LFS event
+    prob.screen_groups.append(well)
+    res = prob.evaluate(state)
+    assert res["_empty_groups"] == 2
+    assert prob.loss(res, held_ref) == pytest.approx(base + 2 * EMPTY_GROUP_PENALTY)

@@ -7,7 +7,7 @@ from cartlib.scorecard import within_tolerance
 from cartlib.stats.logistic import LogisticModel
 from cartlib.synth import model
 from cartlib.synth.calibrate import calibrated_settings, nudge, paper_calibration, paper_figures
-from cartlib.synth.fit_toxicity import (TOXICITY_KEYS, covariate, fit_toxicity, post_ld_pairing_ok, survival_guard,
+from cartlib.synth.fit_toxicity import (HISTORY_KEYS, TOXICITY_KEYS, covariate, fit_toxicity, post_ld_pairing_ok, survival_guard,
                                        table2_figures)
 from cartlib.synth.generate import generate_cohort, simulate_subjects
 
@@ -34,7 +34,8 @@ def latent():
 
 @pytest.fixture(scope="module")
 def fitted(latent):
-    return fit_toxicity(latent)
+    """The stage as the default pipeline runs it (settings recorded in parameters/synthetic.yaml)."""
+    return fit_toxicity(latent, **calibrated_settings()["stages"]["toxicity"])
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +79,7 @@ def test_whole_bundles_move_and_every_marginal_is_kept(latent, fitted):
         a, b = np.sort(np.asarray(latent[k], float)), np.sort(np.asarray(fitted[k], float))
         np.testing.assert_array_equal(a, b)
     post = ("mrd_postld", "log10_mrd_postld")
-    for k in set(latent) - set(TOXICITY_KEYS) - set(post):            # the rest of the patient is untouched
+    for k in set(latent) - set(TOXICITY_KEYS) - set(post) - set(HISTORY_KEYS):            # the rest of the patient is untouched
         np.testing.assert_array_equal(np.asarray(latent[k]), np.asarray(fitted[k]))
     # post-LD MRD moves as a (value, latent) pair, every count kept, the <1e-4 strata unchanged
     pairs = lambda s: sorted(zip(*(np.asarray(s[k]).tolist() for k in post)))
@@ -91,6 +92,18 @@ def test_whole_bundles_move_and_every_marginal_is_kept(latent, fitted):
     assert r > 0.75
 
 
+def test_histories_move_whole_and_stay_coherent(latent, fitted):
+    history = lambda s: [tuple(np.asarray(s[k])[i].item() for k in HISTORY_KEYS) for i in range(len(s["female"]))]
+    assert sorted(history(fitted)) == sorted(history(latent))        # a permutation of whole histories
+    assert history(fitted) != history(latent)                        # and the recorded stage uses it
+    # a prior HSCT only after an MRD re-emergence (the model's eligibility), 5 of them
+    assert (fitted["indication"][fitted["prior_hsct"]] == 0).all() and fitted["prior_hsct"].sum() == 5
+    dead = ~np.isnan(latent["death_day"])                             # both groups keep a death
+    assert dead[fitted["prior_hsct"]].any() and dead[~fitted["prior_hsct"]].any()
+    off = fit_toxicity(latent, iterations=30)                        # off unless asked for
+    assert history(off) == history(latent)
+
+
 def test_constraints_hlh_and_gvhd(latent, fitted):
     hlh = np.flatnonzero(latent["hlh"])
     assert _bundles(fitted)[hlh[0]] == _bundles(latent)[hlh[0]]      # keeps its nudged pre-LD MRD
@@ -99,7 +112,7 @@ def test_constraints_hlh_and_gvhd(latent, fitted):
 
 def test_deterministic_and_input_unchanged(latent, fitted):
     before = {k: np.array(v, copy=True) for k, v in latent.items()}
-    again = fit_toxicity(latent)
+    again = fit_toxicity(latent, **calibrated_settings()["stages"]["toxicity"])
     for k in fitted:
         np.testing.assert_array_equal(np.asarray(again[k]), np.asarray(fitted[k]))
     for k in before:
@@ -109,7 +122,8 @@ def test_deterministic_and_input_unchanged(latent, fitted):
 def test_table2_on_default_pipeline(latent, fitted, table2):
     before, after = _matched(latent, table2), _matched(fitted, table2)
     assert before <= after                            # nothing matched is lost
-    assert len(after) >= 22
+    feasible = {k for k, f in table2.items() if f.get("feasible", True)}
+    assert after == feasible, sorted(feasible - after)   # every feasible Table 2 figure
     assert {"toxicity.scrs.model2.postld_mrd_lt_1e-3.or", "toxicity.scrs.model2.female.or"} <= after
     got = _fit_table2(fitted, table2)
     for cov in ("preld_mrd_lt_1e-3", "dose_lt_median"):            # burden and dose raise severe CRS

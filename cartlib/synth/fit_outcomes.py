@@ -20,7 +20,9 @@ tables are built. It never types numbers into rows; it re-assigns model-generate
   median observed OS time of a transplant subgroup may move by at most a month to the paper's.
 
 Every count, the relapse and transplant days (as sets), the follow-up median/min/max and the
-5-year OS and LFS are held (hard constraints). The rest is a deterministic simulated annealing
+5-year OS and LFS are held (hard constraints). Both groups of every 0/1 covariate of the suite's
+univariable screen keep an OS death and an LFS event (:data:`EMPTY_GROUP_PENALTY` per group that
+has none), so every univariable Cox fit has an estimate. The rest is a deterministic simulated annealing
 (numpy ``Generator`` seeded by ``seed``) of the misses, in units of paper.yaml's tolerances,
 of :func:`target_keys` (:func:`miss`, i.e. :func:`cartlib.scorecard.miss` with the sign), computed
 with a small exact Efron Cox fit and log-rank test on arrays derived as :mod:`cartlib.derive`
@@ -51,6 +53,7 @@ PRIORITY = {"efficacy.lfs": 3.0}   # weight of the misses of a family (Table 1A 
 PROTECT_WEIGHT = 3.0   # figures matched before the stage weigh this much more ...
 PROTECT_PENALTY = 30.0  # ... and much more once they leave their tolerance
 BCA_JITTER_DRAWS = 0   # extra jittered lab schedules under which they must hold too (robust; slower)
+EMPTY_GROUP_PENALTY = 100.0   # per screen group without an OS death or an LFS event (see _Problem)
 HELD = ("efficacy.os_5y", "efficacy.lfs_5y", "cohort.followup_median_mo", "cohort.followup_min_mo",
         "cohort.followup_max_mo")
 
@@ -240,6 +243,13 @@ class _Problem:
             "d28_mrd_neg": (s["cr"] & s["mrd_neg"]).astype(float),
         }
         self.hsct = ~np.isnan(s["hsct_day"])
+        # both groups of every 0/1 covariate of the suite's univariable screen (parameters/default.yaml
+        # cox_covariates) need an OS death and an LFS event, or the suite's univariable Cox fit has no
+        # finite estimate (the toxicity stage may have moved prior HSCT to patients who stay well)
+        screen = dict(self.covs, age_gt_10=np.asarray(s["age"]) > 10, genrisk_high=np.asarray(s["genrisk_high"], bool),
+                      prior_hsct=np.asarray(s["prior_hsct"], bool), prior_cart=np.asarray(s["prior_cart"], bool),
+                      preld_mrd_ge_1e_3=np.asarray(s["mrd_preld"]) >= 1e-3)
+        self.screen_groups = [g for x in screen.values() for g in (np.asarray(x, bool), ~np.asarray(x, bool)) if g.any()]
         self.strata = {"preld_mrd_lt_1e-4": s["mrd_preld"] < 1e-4, "postld_mrd_lt_1e-4": s["mrd_postld"] < 1e-4}
         by_key = {f["key"]: f for f in figures}
         self.targets = [(k, by_key[k]["value"], by_key[k]) for k in target_keys()
@@ -350,6 +360,7 @@ class _Problem:
             for j, c in enumerate(LFS_COVS):
                 out.update(_cox_keys(f"_s{k}.efficacy.lfs.multi.{c}", fit, j))
         out["bca.duration_median_days"] = float(np.median(bca[bca > 0])) if (bca > 0).any() else None   # patients with an onset
+        out["_empty_groups"] = sum(not e[g].any() for g in self.screen_groups for e in (os_e == 1, lfs_e == 1))
         out["efficacy.os_5y"] = km_at(os_t, os_e, 60.0)
         out["efficacy.lfs_5y"] = km_at(lfs_t, lfs_e, 60.0)
         out["cohort.followup_median_mo"] = float(np.median(os_t))
@@ -377,13 +388,14 @@ class _Problem:
         return True
 
     def loss(self, res, held_ref):
-        """Squared misses in tolerance units (linear beyond 2) + 4 per missed figure; inf if a held
+        """Squared misses in tolerance units (linear beyond 2) + 4 per missed figure, plus
+        EMPTY_GROUP_PENALTY per screen group without an OS death or an LFS event; inf if a held
         figure moved out of its tolerance or away from its starting value by more than that."""
         for k, (v, tol) in self.held.items():
             got = res.get(k)
             if got is None or abs(got - v) > tol + 1e-12 and abs(got - held_ref[k]) > 1e-9:
                 return np.inf
-        total, self.lost = 0.0, 0
+        total, self.lost = EMPTY_GROUP_PENALTY * res.get("_empty_groups", 0), 0
         for k, v, rule in self.targets:
             m = miss(res.get(k), rule)
             x = res.get("_sorted." + k)

@@ -3,7 +3,7 @@
 Table 2 model 1 adjusts for pre-LD MRD, model 2 for post-LD MRD; in the paper the female and
 no-prior-HSCT ORs differ a lot between them (0.364 vs 0.185; 0.391 vs 0.135) while both MRD
 ORs are 0.067. With the cohort's covariates fixed the two models come out nearly the same,
-so this stage searches over three kinds of swap between two patients (all permutations:
+so this stage searches over four kinds of swap between two patients (all permutations:
 every count and marginal distribution is kept exactly):
 
 * **toxicity bundles** (:data:`TOXICITY_KEYS`: CRS grade and onset, ICANS, ANC nadir and
@@ -29,8 +29,15 @@ every count and marginal distribution is kept exactly):
   the outcome stage that follows (annealing) then lands on other OS Cox figures (some matched
   ones are lost), which is why it is off.
 
-Dose and prior HSCT are not moved (dose sets c0 and expansion; prior HSCT sets eligibility,
-diagnosis-to-infusion time and GVHD).
+* **treatment histories** (optional, ``permute_history``; on in the recorded settings):
+  :data:`HISTORY_KEYS` (indication, prior HSCT, months from diagnosis) move whole, so a prior
+  HSCT still only follows an MRD re-emergence and still lengthens the time from diagnosis, as
+  in the model; nothing downstream in the model depends on them (GVHD, which does, has no
+  case). A swap is taken only if both the prior-HSCT patients and the others keep a death, so
+  the suite's univariable prior-HSCT Cox fits have an estimate. With the histories fixed, no
+  placement of severe CRS reaches Table 2 (``scripts/table2_enumerate.py``).
+
+Dose is not moved (it sets c0 and expansion).
 
 Search: a best-improvement descent over all allowed swaps (each candidate scored by both
 models fitted at once on grouped data, vectorised Newton-Raphson, once per distinct table),
@@ -54,6 +61,9 @@ from scipy.special import erfc
 TOXICITY_KEYS = ("crs_grade", "crs_onset", "icans", "icans_grade", "anc_nadir", "neutropenia_grade",
                  "infection", "infection_detail", "infection_grade", "infection_onset", "hlh", "gvhd",
                  "tocilizumab", "corticosteroid", "il6_elevated", "il6_peak", "il6_peak_day")
+#: a patient's treatment history, moved whole by the history swaps (prior HSCT is only possible
+#: after an MRD re-emergence, and it lengthens the time from diagnosis)
+HISTORY_KEYS = ("indication", "prior_hsct", "dx_to_inf_mo")
 _KEY = re.compile(r"^toxicity\.scrs\.(model\d+)\.(.+)\.(or|or_lo|or_hi|p)$")
 _MRD = re.compile(r"^(preld|postld)_mrd_(lt|ge)_(.+)$")
 _Z = 1.959963984540054
@@ -374,15 +384,16 @@ def survival_guard(s, figures, params=None, margin=0.5):
 
 
 def fit_toxicity(s, figures=None, *, seed=0, iterations=100, kicks=2, move_weight=0.05,
-                 keep_matched=True, permute_post_ld=True, permute_sex=False, z_max=1.96, sex_window=None,
-                 guard_checks=40, lfs_margin=0.5, params=None):
+                 keep_matched=True, permute_post_ld=True, permute_sex=False, permute_history=False, z_max=1.96,
+                 sex_window=None, guard_checks=40, lfs_margin=0.5, params=None):
     """Match Table 2's multivariable models of severe CRS by permutations between patients;
     returns a new latent dict (``s`` is not modified). See the module docstring.
 
-    Three kinds of swap between two patients: of whole toxicity bundles; of post-LD MRD
+    Four kinds of swap between two patients: of whole toxicity bundles; of post-LD MRD
     (``permute_post_ld``; only pairings allowed by :func:`post_ld_pairing_ok` with ``z_max``);
     of sex (``permute_sex``; with ``sex_window`` not None only pairs allowed by
-    :func:`sex_swap_ok`). Every state taken must pass :func:`survival_guard` (exact OS/LFS Cox
+    :func:`sex_swap_ok`); of whole treatment histories (``permute_history``, :data:`HISTORY_KEYS`;
+    both history groups must keep a death). Every state taken must pass :func:`survival_guard` (exact OS/LFS Cox
     fits exist, LFS figures of Table 1A kept; ``params`` the model, default
     parameters/synthetic.yaml; ``lfs_margin`` its ``margin``); sex is not moved when the guard cannot be built. The search is
     a best-improvement descent over all allowed swaps for ``iterations`` steps (the best
@@ -426,6 +437,10 @@ def fit_toxicity(s, figures=None, *, seed=0, iterations=100, kicks=2, move_weigh
 
     post_cols = [j for j, c in enumerate(names) if c.startswith("postld_mrd_")]
     sex_cols = [j for j, c in enumerate(names) if c == "female"]
+    hist_cols = [j for j, c in enumerate(names) if c in ("prior_hsct", "no_prior_hsct")]
+    hist_ok = None
+    if permute_history and hist_cols and all(k in s for k in HISTORY_KEYS):
+        hist_ok = np.ones((n, n), bool)
     post_ok = None
     if permute_post_ld and post_cols and all(k in s for k in ("mrd_postld", "log10_mrd_postld", "log10_mrd_preld")):
         post_ok = post_ld_pairing_ok(s, z_max)
@@ -436,19 +451,29 @@ def fit_toxicity(s, figures=None, *, seed=0, iterations=100, kicks=2, move_weigh
         sex_ok = sex_ok if sex_ok is not None else np.ones((n, n), bool)
     post_val = X0[:, post_cols] if post_cols else np.zeros((n, 0), np.int64)
     sex_val = X0[:, sex_cols] if sex_cols else np.zeros((n, 0), np.int64)
+    hist_val = X0[:, hist_cols] if hist_cols else np.zeros((n, 0), np.int64)
     iu, ju = np.triu_indices(n, 1)
 
+    dead = ~np.isnan(np.asarray(s["death_day"], float)) if "death_day" in s else None
+
     def passes(st):
+        if hist_ok is not None and dead is not None:
+            # both history groups keep a death, so the suite's univariable Cox fit of prior HSCT exists
+            prior = np.asarray(s["prior_hsct"], bool)[st[3]]
+            if not (dead[prior].any() and dead[~prior].any()):
+                return False
         return guard is None or guard(st[0], st[2])
 
     def moves(st):
         """All allowed swaps that change a Table 2 covariate or the outcome: (kind, i, j) arrays."""
-        b, p, f = st
+        b, p, f, h = st
         ok = [~fixed[iu] & ~fixed[ju] & (y[b[iu]] != y[b[ju]])]
         ok.append(post_ok[iu, p[ju]] & post_ok[ju, p[iu]] & (post_val[p[iu]] != post_val[p[ju]]).any(axis=1)
                   if post_ok is not None else np.zeros(iu.size, bool))
         ok.append(sex_ok[iu, f[ju]] & sex_ok[ju, f[iu]] & (sex_val[f[iu]] != sex_val[f[ju]]).any(axis=1)
                   if sex_ok is not None else np.zeros(iu.size, bool))
+        ok.append(hist_ok[iu, h[ju]] & hist_ok[ju, h[iu]] & (hist_val[h[iu]] != hist_val[h[ju]]).any(axis=1)
+                  if hist_ok is not None else np.zeros(iu.size, bool))
         kind = np.concatenate([np.full(o.sum(), k) for k, o in enumerate(ok)])
         return kind, np.concatenate([iu[o] for o in ok]), np.concatenate([ju[o] for o in ok])
 
@@ -461,18 +486,21 @@ def fit_toxicity(s, figures=None, *, seed=0, iterations=100, kicks=2, move_weigh
         return out
 
     def score(states, keep):
-        b, p, f = states[:, 0], states[:, 1], states[:, 2]
+        b, p, f, h = states[:, 0], states[:, 1], states[:, 2], states[:, 3]
         X = np.repeat(X0[None], len(states), axis=0)
         if post_cols:
             X[:, :, post_cols] = post_val[p]
         if sex_cols:
             X[:, :, sex_cols] = sex_val[f]
+        if hist_cols:
+            X[:, :, hist_cols] = hist_val[h]
         loss, misses, within = table2_loss(X, y[b], targets, names, keep)
-        moved = bundle_cost[np.arange(n), b].sum(axis=1) + (p != np.arange(n)).sum(axis=1) + (f != np.arange(n)).sum(axis=1)
+        moved = bundle_cost[np.arange(n), b].sum(axis=1) + (p != np.arange(n)).sum(axis=1) + (f != np.arange(n)).sum(axis=1) \
+            + (h != np.arange(n)).sum(axis=1)
         return loss + move_weight * moved, misses, within
 
     ident = np.arange(n)
-    cur = np.stack([ident, ident, ident])
+    cur = np.stack([ident, ident, ident, ident])
     _, _, within = score(cur[None], ())
     keep = {f for f, ok in within.items() if ok[0] and keep_matched}
     cur_val = score(cur[None], keep)[0][0]
@@ -499,7 +527,7 @@ def fit_toxicity(s, figures=None, *, seed=0, iterations=100, kicks=2, move_weigh
                         cur = nxt
                         break
             cur_val = score(cur[None], keep)[0][0]
-    b, p, f = best
+    b, p, f, h = best
     for key in TOXICITY_KEYS:
         out[key] = np.asarray(s[key])[b].copy()
     if post_cols:
@@ -507,6 +535,9 @@ def fit_toxicity(s, figures=None, *, seed=0, iterations=100, kicks=2, move_weigh
             out[key] = np.asarray(s[key])[p].copy()
     if sex_cols:
         out["female"] = np.asarray(s["female"])[f].copy()
+    if hist_cols:
+        for key in HISTORY_KEYS:
+            out[key] = np.asarray(s[key])[h].copy()
     return out
 
 
