@@ -185,3 +185,22 @@ def test_every_screen_group_keeps_an_event(fitted):
     res = prob.evaluate(state)
     assert res["_empty_groups"] == 2
     assert prob.loss(res, held_ref) == pytest.approx(base + 2 * EMPTY_GROUP_PENALTY)
+
+
+def test_icans_moves_only_between_like_patients(latent):
+    """permute_icans: ICANS (with its grade) moves only between patients of the same CRS grade and
+    corticosteroid use, so the (CRS, steroid, ICANS) triples and the ICANS count are kept, and no
+    group of a Table 2 covariate that had an ICANS case loses all of them."""
+    out = fit_outcomes(latent, paper_figures(), params=load_parameters(), iterations=400, rounds=1,
+                       permute_icans=True)
+    triples = lambda s: sorted(zip(s["crs_grade"].tolist(), np.asarray(s["corticosteroid"], bool).tolist(),
+                                   np.asarray(s["icans"], bool).tolist(), np.asarray(s["icans_grade"]).tolist()))
+    assert triples(out) == triples(latent)
+    assert not np.array_equal(out["icans"], latent["icans"])          # it moved
+    np.testing.assert_array_equal(out["crs_grade"], latent["crs_grade"])
+    for x in (latent["female"], latent["mrd_postld"] < 1e-3):
+        for g in (np.asarray(x, bool), ~np.asarray(x, bool)):
+            if latent["icans"][g].any():
+                assert out["icans"][g].any()
+    off = fit_outcomes(latent, paper_figures(), params=load_parameters(), iterations=50, rounds=1)
+    np.testing.assert_array_equal(off["icans"], latent["icans"])       # off unless asked for

@@ -7,7 +7,7 @@ import pytest
 from scipy import stats
 
 from cartlib.io import load_cohort
-from cartlib.synth import DEFAULT_COHORT_DIR, default_cohort_tables, generate_cohort, write_cohort
+from cartlib.synth import DEFAULT_COHORT_DIR, generate_cohort, write_cohort
 from cartlib.synth import generate as gen
 from cartlib.synth.latent import categorical, decide, ordinal, pin_counts, pin_ranks
 
@@ -73,8 +73,8 @@ def test_write_refuses_a_non_empty_folder_and_uses_plain_newlines(tmp_path):
     assert b"\r" not in raw and raw.startswith(b"USUBJID,AGE,SEX,")
 
 
-def test_regenerating_the_default_gives_the_committed_files(tmp_path):
-    write_cohort(default_cohort_tables(), tmp_path)
+def test_regenerating_the_default_gives_the_committed_files(tmp_path, default_cohort):
+    write_cohort(default_cohort[0], tmp_path)
     for name in CONTRACT_COLUMNS:
         assert (tmp_path / f"{name}.csv").read_bytes() == (DEFAULT_COHORT_DIR / f"{name}.csv").read_bytes(), name
 

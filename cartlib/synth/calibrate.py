@@ -223,10 +223,11 @@ def simulated_tables(params=None, paper=None) -> dict:
     return generate_cohort(n, settings["seed"], params, cal=cal, adjust=adjust)
 
 
-def default_cohort_tables(params=None, paper=None) -> dict:
+def default_cohort_tables(params=None, paper=None, details=None) -> dict:
     """The calibrated 50-patient default cohort, re-derived deterministically from the model:
-    :func:`simulated_tables`, then the kinetics stage (about 50 s; tests/test_synth.py checks it)
-    (:func:`~cartlib.synth.fit_kinetics.fit_kinetics`, step 5).
+    :func:`simulated_tables`, then the kinetics stage (about 90 s; tests/test_synth.py checks it)
+    (:func:`~cartlib.synth.fit_kinetics.fit_kinetics`, step 5; ``details`` is its record of what
+    it assigned).
 
     >>> t = default_cohort_tables()       # doctest: +SKIP
     >>> len(t["subjects"]), int((t["subjects"]["SEX"] == "F").sum())   # doctest: +SKIP
@@ -236,7 +237,7 @@ def default_cohort_tables(params=None, paper=None) -> dict:
 
     params = params or load_parameters()
     stages = calibrated_settings(params).get("stages", {})
-    return fit_kinetics(simulated_tables(params, paper), paper_figures(paper), params=params,
+    return fit_kinetics(simulated_tables(params, paper), paper_figures(paper), params=params, details=details,
                         **stages.get("kinetics", {}))
 
 

@@ -16,6 +16,9 @@ tables are built. It never types numbers into rows; it re-assigns model-generate
   model's own log-normal delay, restricted to its central 95 % (|z| <= 1.96); the refractory
   patient's death (the earliest, pinned by ``nudge``) is kept;
 * **infusion dates** (hence survivors' follow-up) are permuted between patients;
+* optionally (``permute_icans``) **ICANS** with its grade moves between two patients of the same CRS
+  grade and corticosteroid use (the model's ICANS rises with CRS grade; steroids treat both), never
+  leaving a group of a Table 2 covariate without ICANS;
 * one **single-value nudge** (:func:`_nudge_group_medians`): a survivor whose follow-up is the
   median observed OS time of a transplant subgroup may move by at most a month to the paper's.
 
@@ -329,9 +332,12 @@ class _Problem:
         if bca is None:
             bca = self.bca_duration(last)
         cov = dict(self.covs, bca_duration_days=bca)
+        neuro = st.get("neuro")
+        if neuro is not None:
+            cov["icans"] = self.covs["icans"][neuro]
         out = {}
         for name, t, e, covs in (("os", os_t, os_e, OS_COVS), ("lfs", lfs_t, lfs_e, LFS_COVS)):
-            key = (name, t.tobytes(), e.tobytes(), bca.tobytes())
+            key = (name, t.tobytes(), e.tobytes(), bca.tobytes(), None if neuro is None else neuro.tobytes())
             if key in self.cache:
                 fit = self.cache[key]
             else:
@@ -381,6 +387,8 @@ class _Problem:
         first = np.fmin(np.nan_to_num(rel, nan=np.inf), np.nan_to_num(death, nan=np.inf))
         lfs_e = np.isfinite(first)
         cov = dict(self.covs, bca_duration_days=self.bca_duration(last))
+        if st.get("neuro") is not None:
+            cov["icans"] = self.covs["icans"][st["neuro"]]
         for t, e, covs in ((last, dead, OS_COVS), (np.where(lfs_e, first, last), lfs_e, LFS_COVS)):
             df = pd.DataFrame({"t": np.floor(t) / DAYS_PER_MONTH, "e": e.astype(float), **{c: cov[c] for c in covs}})
             if CoxModel().fit(df, "t", "e", list(covs)).reason is not None:
@@ -419,12 +427,13 @@ class _Problem:
 
 
 def fit_outcomes(s, figures=None, *, seed=0, iterations=2000, temperature=(100.0, 0.3), polish_rounds=3,
-                 rounds=2, params=None):
+                 rounds=2, permute_icans=False, params=None):
     """Re-assign outcomes (bundles, deaths, death delays, follow-up) to fit the OS/LFS Cox models
     and the transplant subgroup figures of ``figures`` (default paper.yaml); returns a new
     latent dict (``s`` is not modified). ``seed``/``iterations``/``temperature`` (start, end
     of the geometric cooling) control the annealing; ``params`` the model (delay distributions,
-    lab schedule; default parameters/synthetic.yaml).
+    lab schedule; default parameters/synthetic.yaml); ``permute_icans`` adds the ICANS moves
+    (module doc).
 
     No-op when the start state cannot be scored (e.g. tiny cohorts without events).
 
@@ -455,6 +464,19 @@ def fit_outcomes(s, figures=None, *, seed=0, iterations=2000, temperature=(100.0
     # state: per patient relapse day, CD19neg, dies flag, z of the death delay; survivors' admin
     st = {"relapse_day": rel0.copy(), "cd19neg": s["cd19neg"].astype(bool).copy(),
           "dies": dead0.copy(), "z": np.zeros(n), "admin_day": s["admin_day"].astype(float).copy()}
+    # ICANS may move between two patients of the same CRS grade and corticosteroid use (the model's
+    # ICANS rises with CRS grade; steroids treat both): the (CRS, steroid, ICANS) triples are kept
+    icans_ok = None
+    if permute_icans and all(k in s for k in ("icans", "icans_grade", "crs_grade", "corticosteroid")):
+        st["neuro"] = np.arange(n)
+        crs, ster = np.asarray(s["crs_grade"]), np.asarray(s["corticosteroid"], bool)
+        icans_ok = (crs[:, None] == crs[None, :]) & (ster[:, None] == ster[None, :])
+        has_icans = np.asarray(s["icans"], bool)
+        # nor may it leave a group of a Table 2 covariate without ICANS (the suite's univariable ICANS
+        # logistic fit would then have no estimate)
+        dose = np.asarray(s["dose"], float)
+        icans_groups = [g for x in (s["female"], s["mrd_preld"] < 1e-3, s["mrd_postld"] < 1e-3, dose < np.median(dose))
+                        for g in (np.asarray(x, bool), ~np.asarray(x, bool)) if has_icans[g].any()]
     nrm_hsct = bool(np.any(dead0 & ~relapsed0 & ~np.isnan(hsct_day)))
     rel_med, rel_sd = o["death_after_relapse_log_median"], o["death_after_relapse_log_sd"]
     nrm_med, nrm_sd = o["nrm_after_hsct_log_median"], o["nrm_after_hsct_log_sd"]
@@ -489,7 +511,8 @@ def fit_outcomes(s, figures=None, *, seed=0, iterations=2000, temperature=(100.0
 
     def full(x):
         d = death_days(x)
-        return {"death_day": d, "relapse_day": x["relapse_day"], "admin_day": x["admin_day"]}, d
+        return {"death_day": d, "relapse_day": x["relapse_day"], "admin_day": x["admin_day"],
+                "neuro": x.get("neuro")}, d
 
     ref_state, d_ref = full(st)
     if not feasible(st, d_ref):
@@ -508,8 +531,20 @@ def fit_outcomes(s, figures=None, *, seed=0, iterations=2000, temperature=(100.0
     for it in range(int(iterations) if n >= 2 else 0):
         temp = t0 * (t1 / t0) ** (it / max(iterations - 1, 1))
         x = {k: v.copy() for k, v in st.items()}
-        move = rng.integers(5)
-        if move == 0 and swappable.size > 1:        # swap outcome bundles of two patients in CR
+        move = rng.integers(5 if icans_ok is None else 6)
+        if move == 5:                               # ICANS moves to a like patient (see icans_ok)
+            now = has_icans[x["neuro"]]
+            if not now.any():
+                continue
+            i = rng.choice(np.flatnonzero(now))
+            partners = np.flatnonzero(icans_ok[i] & ~now)
+            if partners.size == 0:
+                continue
+            j = rng.choice(partners)
+            x["neuro"][i], x["neuro"][j] = x["neuro"][j], x["neuro"][i]
+            if not all(has_icans[x["neuro"]][g].any() for g in icans_groups):
+                continue
+        elif move == 0 and swappable.size > 1:      # swap outcome bundles of two patients in CR
             i, j = rng.choice(swappable, 2, replace=False)
             for k in ("relapse_day", "cd19neg", "dies", "z") + (("admin_day",) if rng.random() < 0.7 else ()):
                 x[k][i], x[k][j] = x[k][j], x[k][i]
@@ -620,10 +655,14 @@ def fit_outcomes(s, figures=None, *, seed=0, iterations=2000, temperature=(100.0
     out["death_day"] = d
     out["death_relapse"] = best["dies"] & ~np.isnan(best["relapse_day"])
     out["admin_day"] = best["admin_day"]
+    if best.get("neuro") is not None:
+        for key in ("icans", "icans_grade"):
+            out[key] = np.asarray(s[key])[best["neuro"]].copy()
     out = settle_follow_up(out)
     if rounds > 1:   # another round from the result: what it matched is now held too
         return fit_outcomes(out, figures, seed=seed + 1, iterations=iterations, temperature=temperature,
-                            polish_rounds=polish_rounds, rounds=rounds - 1, params=params)
+                            polish_rounds=polish_rounds, rounds=rounds - 1, permute_icans=permute_icans,
+                            params=params)
     return out
 
 
