@@ -68,6 +68,40 @@ def efron_terms(start, stop, event, X, beta):
     return loglik, times, scores, infos
 
 
+def newton_raphson(terms, beta, max_iter=100, accept_eps=1e-12, done_eps=1e-12, halvings=40):
+    """Maximise a log-likelihood by Newton–Raphson with step halving, as R's ``coxph`` iterates
+    (Therneau & Grambsch 2000, sec. 3.3; hand-written: lifelines' fitter has no hook for it).
+
+    ``terms(beta) -> (loglik, score, information)``. A step is halved (at most ``halvings``
+    times) until the log-likelihood is finite and not lower than before (``accept_eps``
+    relative); the iteration stops when it changes by at most ``done_eps`` relative. Returns
+    ``(beta, loglik, information)`` there, or None (a singular information matrix, or no
+    convergence in ``max_iter`` steps).
+
+    >>> f = lambda b: (3 - float(((b - 2) ** 2).sum()), -2 * (b - 2), 2 * np.eye(1))
+    >>> beta, ll, _ = newton_raphson(f, np.zeros(1))
+    >>> beta.tolist(), ll
+    ([2.0], 3.0)
+    """
+    ll, score, info = terms(beta)
+    for _ in range(max_iter):
+        try:
+            step = np.linalg.solve(info, score)
+        except np.linalg.LinAlgError:
+            return None
+        for _halving in range(halvings):
+            new_ll, new_score, new_info = terms(beta + step)
+            if np.isfinite(new_ll) and new_ll >= ll - accept_eps * abs(ll):
+                break
+            step = step / 2
+        beta = beta + step
+        done = abs(new_ll - ll) <= done_eps * abs(new_ll)
+        ll, score, info = new_ll, new_score, new_info
+        if done:
+            return beta, ll, info
+    return None
+
+
 def _degenerate_reason(data: pd.DataFrame, covariates, n_events: int):
     """Why a Cox model on ``data`` cannot be estimated before trying (None if it can)."""
     if n_events == 0:
@@ -212,27 +246,14 @@ class CoxModel:
             ll, _, u, info = efron_terms(start, t, e, X, beta)
             return ll, u.sum(0), info.sum(0)
 
-        beta = np.zeros(X.shape[1])
-        ll, score, info = terms(beta)
-        for _ in range(max_iter):
-            try:
-                step = np.linalg.solve(info, score)
-            except np.linalg.LinAlgError:
-                return None
-            for _halving in range(40):
-                new_ll, new_score, new_info = terms(beta + step)
-                if np.isfinite(new_ll) and new_ll >= ll - eps * abs(ll):
-                    break
-                step = step / 2
-            beta = beta + step
-            done = abs(new_ll - ll) <= eps * abs(new_ll)
-            ll, score, info = new_ll, new_score, new_info
-            if done:
-                try:
-                    return beta, np.linalg.inv(info), float(ll)
-                except np.linalg.LinAlgError:
-                    return None
-        return None
+        found = newton_raphson(terms, np.zeros(X.shape[1]), max_iter=max_iter, accept_eps=eps, done_eps=eps)
+        if found is None:
+            return None
+        beta, ll, info = found
+        try:
+            return beta, np.linalg.inv(info), float(ll)
+        except np.linalg.LinAlgError:
+            return None
 
     def zph(self, transform: str = "km") -> pd.DataFrame:
         """Grambsch–Therneau test of proportional hazards, as R ``cox.zph(fit, transform="km")``.

@@ -225,7 +225,7 @@ def simulated_tables(params=None, paper=None) -> dict:
 
 def default_cohort_tables(params=None, paper=None, details=None) -> dict:
     """The calibrated 50-patient default cohort, re-derived deterministically from the model:
-    :func:`simulated_tables`, then the kinetics stage (about 90 s; tests/test_synth.py checks it)
+    :func:`simulated_tables`, then the kinetics stage (about 80 s; tests/test_synth.py checks it)
     (:func:`~cartlib.synth.fit_kinetics.fit_kinetics`, step 5; ``details`` is its record of what
     it assigned).
 

@@ -46,6 +46,7 @@ import math
 import numpy as np
 
 from ..derive import DAYS_PER_MONTH
+from ..stats.cox import newton_raphson
 
 OS_COVS = ("no_prior_cart", "neutropenia_g4", "crs_ge_3", "icans", "hsct_after", "bca_duration_days")
 LFS_COVS = ("bca_duration_days", "female", "d28_mrd_neg")
@@ -108,7 +109,8 @@ def _moved(fig, start):
 # -- fast statistics ------------------------------------------------------------------------------
 
 def cox_fit(time, event, X, max_iter=30, start=None):
-    """Efron-ties Cox fit by Newton-Raphson: (coef, se, coef per SD) or None if it does not converge / is
+    """Efron-ties Cox fit by Newton-Raphson (:func:`cartlib.stats.cox.newton_raphson` on standardised
+    covariates with a vectorised Efron likelihood): (coef, se, coef per SD) or None if it does not converge / is
     monotone. Agrees with :class:`cartlib.stats.cox.CoxModel` to ~1e-8. ``start``: coefficients
     per SD of the covariates to start from (a previous fit's ``[2]``); the optimum does not depend on it.
 
@@ -151,24 +153,10 @@ def cox_fit(time, event, X, max_iter=30, start=None):
         info = (s2 / s0[:, None, None] - mean[:, :, None] * mean[:, None, :]).sum(0)
         return ll, score, info
 
-    ll, score, info = terms(beta)
-    for _ in range(max_iter):
-        try:
-            step = np.linalg.solve(info, score)
-        except np.linalg.LinAlgError:
-            return None
-        for _h in range(30):
-            nll, nscore, ninfo = terms(beta + step)
-            if np.isfinite(nll) and nll >= ll - 1e-12 * abs(ll):
-                break
-            step = step / 2
-        beta = beta + step
-        done = abs(nll - ll) <= 1e-11 * abs(nll)
-        ll, score, info = nll, nscore, ninfo
-        if done:
-            break
-    else:
+    found = newton_raphson(terms, beta, max_iter=max_iter, accept_eps=1e-12, done_eps=1e-11, halvings=30)
+    if found is None:
         return None
+    beta, _, info = found
     try:
         var = np.linalg.inv(info)
     except np.linalg.LinAlgError:
@@ -319,6 +307,13 @@ class _Problem:
             out[i] = last_needed[i] - d[j]
         return (out, last_needed) if need else out
 
+    def covariates(self, st, bca):
+        """The Cox covariates of a state: ICANS as the state's ``neuro`` permutation places it (if any)."""
+        cov = dict(self.covs, bca_duration_days=bca)
+        if st.get("neuro") is not None:
+            cov["icans"] = self.covs["icans"][st["neuro"]]
+        return cov
+
     def evaluate(self, st, bca=None):
         """Results of the targeted and held figures for a state (dict of arrays)."""
         death, rel, admin = st["death_day"], st["relapse_day"], st["admin_day"]
@@ -331,10 +326,8 @@ class _Problem:
         lfs_t = np.floor(np.where(lfs_e == 1, first, last)) / DAYS_PER_MONTH
         if bca is None:
             bca = self.bca_duration(last)
-        cov = dict(self.covs, bca_duration_days=bca)
+        cov = self.covariates(st, bca)
         neuro = st.get("neuro")
-        if neuro is not None:
-            cov["icans"] = self.covs["icans"][neuro]
         out = {}
         for name, t, e, covs in (("os", os_t, os_e, OS_COVS), ("lfs", lfs_t, lfs_e, LFS_COVS)):
             key = (name, t.tobytes(), e.tobytes(), bca.tobytes(), None if neuro is None else neuro.tobytes())
@@ -386,9 +379,7 @@ class _Problem:
         last = np.where(dead, death, admin)
         first = np.fmin(np.nan_to_num(rel, nan=np.inf), np.nan_to_num(death, nan=np.inf))
         lfs_e = np.isfinite(first)
-        cov = dict(self.covs, bca_duration_days=self.bca_duration(last))
-        if st.get("neuro") is not None:
-            cov["icans"] = self.covs["icans"][st["neuro"]]
+        cov = self.covariates(st, self.bca_duration(last))
         for t, e, covs in ((last, dead, OS_COVS), (np.where(lfs_e, first, last), lfs_e, LFS_COVS)):
             df = pd.DataFrame({"t": np.floor(t) / DAYS_PER_MONTH, "e": e.astype(float), **{c: cov[c] for c in covs}})
             if CoxModel().fit(df, "t", "e", list(covs)).reason is not None:
@@ -474,9 +465,10 @@ def fit_outcomes(s, figures=None, *, seed=0, iterations=2000, temperature=(100.0
         has_icans = np.asarray(s["icans"], bool)
         # nor may it leave a group of a Table 2 covariate without ICANS (the suite's univariable ICANS
         # logistic fit would then have no estimate)
-        dose = np.asarray(s["dose"], float)
-        icans_groups = [g for x in (s["female"], s["mrd_preld"] < 1e-3, s["mrd_postld"] < 1e-3, dose < np.median(dose))
-                        for g in (np.asarray(x, bool), ~np.asarray(x, bool)) if has_icans[g].any()]
+        from .fit_toxicity import covariate
+
+        icans_groups = [g for c in ("female", "preld_mrd_lt_1e-3", "postld_mrd_lt_1e-3", "dose_lt_median")
+                        for x in [covariate(s, c).astype(bool)] for g in (x, ~x) if has_icans[g].any()]
     nrm_hsct = bool(np.any(dead0 & ~relapsed0 & ~np.isnan(hsct_day)))
     rel_med, rel_sd = o["death_after_relapse_log_median"], o["death_after_relapse_log_sd"]
     nrm_med, nrm_sd = o["nrm_after_hsct_log_median"], o["nrm_after_hsct_log_sd"]

@@ -305,7 +305,7 @@ def survival_guard(s, figures, params=None, margin=0.5):
     :mod:`cartlib.synth.fit_outcomes`). None when a key is missing or the start has no fit.
     """
     from ..scorecard import within_tolerance
-    from .fit_outcomes import DAYS_PER_MONTH, LFS_COVS, OS_COVS, _Problem, cox_fit
+    from .fit_outcomes import DAYS_PER_MONTH, LFS_COVS, OS_COVS, _cox_keys, _Problem, cox_fit
     from .model import load_parameters
 
     need = ("relapse_day", "death_day", "admin_day", "hsct_day", "cr", "mrd_neg", "prior_cart", "bca",
@@ -332,10 +332,7 @@ def survival_guard(s, figures, params=None, margin=0.5):
             return None
         out = {}
         for j, c in enumerate(LFS_COVS):
-            bj, sj = fit[0][j], fit[1][j]
-            out.update({f"efficacy.lfs.multi.{c}.hr": math.exp(bj), f"efficacy.lfs.multi.{c}.hr_lo": math.exp(bj - _Z * sj),
-                        f"efficacy.lfs.multi.{c}.hr_hi": math.exp(bj + _Z * sj),
-                        f"efficacy.lfs.multi.{c}.p": math.erfc(abs(bj / sj) / math.sqrt(2.0))})
+            out.update(_cox_keys(f"efficacy.lfs.multi.{c}", fit, j))
         return out
 
     def distance(k, v):
@@ -455,11 +452,12 @@ def fit_toxicity(s, figures=None, *, seed=0, iterations=100, kicks=2, move_weigh
     iu, ju = np.triu_indices(n, 1)
 
     dead = ~np.isnan(np.asarray(s["death_day"], float)) if "death_day" in s else None
+    prior_hsct = np.asarray(s["prior_hsct"], bool) if "prior_hsct" in s else None
 
     def passes(st):
         if hist_ok is not None and dead is not None:
             # both history groups keep a death, so the suite's univariable Cox fit of prior HSCT exists
-            prior = np.asarray(s["prior_hsct"], bool)[st[3]]
+            prior = prior_hsct[st[3]]
             if not (dead[prior].any() and dead[~prior].any()):
                 return False
         return guard is None or guard(st[0], st[2])
