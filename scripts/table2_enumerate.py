@@ -18,7 +18,7 @@ from cartlib.derive import derive_analysis_table
 from cartlib.io import load_cohort
 from cartlib.synth import DEFAULT_COHORT_DIR
 from cartlib.synth.calibrate import paper_figures
-from cartlib.synth.fit_toxicity import _figures, logistic_batch, table2_targets
+from cartlib.synth.table2_objective import logistic_batch, model_figures, table2_targets
 
 COVARIATES = ["female", "no_prior_hsct", "preld_mrd_lt_1e-3", "postld_mrd_lt_1e-3", "dose_lt_median"]
 
@@ -45,7 +45,7 @@ def main(cohort_dir=DEFAULT_COHORT_DIR):
         cols = [COVARIATES.index(c) for c in covs]
         coef, se, ok = logistic_batch(patterns[:, cols].astype(float), rows.astype(float), sizes.astype(float))
         for j, wanted in enumerate(covs.values()):
-            got = _figures(coef[:, j], np.where(ok, se[:, j], 1.0))
+            got = model_figures(coef[:, j], np.where(ok, se[:, j], 1.0))
             for stat, (value, tol) in wanted.items():
                 out = np.abs(got[stat] - value) > tol
                 if stat == "p":

@@ -64,10 +64,10 @@ def test_deterministic(base):
 
 def test_tlast_on_visit_days(fitted, base):
     """Every Tlast is a day of the patient's own schedule window, >= Tmax."""
-    from cartlib.synth.fit_kinetics import _visit_windows
+    from cartlib.synth.kinetics_profiles import visit_windows
     from cartlib.synth.model import load_parameters
 
-    _, lo, hi = _visit_windows(load_parameters())
+    _, lo, hi = visit_windows(load_parameters())
     for u, (cmax, tmax, tlast, auc) in fitted[1]["assigned"].items():
         assert tlast >= tmax
         assert ((tlast >= lo) & (tlast <= hi)).any(), (u, tlast)
@@ -93,3 +93,14 @@ def test_table3_figures(fitted):
         assert abs(res[key] - fig[key]) <= 0.05, key
     for key in ("pk.cmax_mrdcr_mwu_p", "pk.auc28_mrdcr_mwu_p"):   # tlast: see the report
         assert res[key] < 0.05 and abs(res[key] - fig[key]) <= 0.05, key
+
+
+def test_avg_ranks_agree_with_scipy():
+    from scipy.stats import rankdata
+
+    from cartlib.synth.kinetics_objective import avg_ranks
+    x = np.random.default_rng(0).integers(0, 12, 60).astype(float)    # many ties
+    r, ties = avg_ranks(x)
+    assert np.array_equal(r, rankdata(x))
+    _, counts = np.unique(x, return_counts=True)
+    assert ties == float((counts ** 3 - counts).sum())

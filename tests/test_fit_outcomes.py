@@ -7,7 +7,8 @@ import pytest
 
 from cartlib.synth.calibrate import (as_cohort, calibrated_settings, evaluate, nudge, paper_calibration,
                                      paper_figures)
-from cartlib.synth.fit_outcomes import _Problem, cox_fit, fit_outcomes, logrank_p, miss
+from cartlib.synth.fit_outcomes import fit_outcomes
+from cartlib.synth.outcome_objective import OutcomeProblem, cox_fit, km_at, logrank_p, miss
 from cartlib.synth.fit_toxicity import fit_toxicity
 from cartlib.synth.generate import generate_cohort, simulate_subjects
 from cartlib.synth.model import load_parameters
@@ -123,6 +124,10 @@ def test_fast_statistics_agree_with_suite():
     from cartlib.stats.survival import logrank_test
     g = X[:, 0].astype(bool)
     assert logrank_p(t, e, g) == pytest.approx(logrank_test(t, e, g).p_value, abs=1e-10)
+    from cartlib.stats.survival import KaplanMeier
+    km = KaplanMeier().fit(t, e)
+    for at in (0.0, 5.0, float(np.median(t)), 30.0, t.max() + 1):   # ties, steps and past the last time
+        assert km_at(t, e, at) == pytest.approx(float(km.survival_at(at)[0]), abs=1e-12)
 
 
 def test_miss_follows_the_scorecard():
@@ -154,7 +159,7 @@ def test_default_pipeline(results, fitted):
     for key in ("efficacy.relapse_n", "efficacy.relapse_cd19neg_n", "transplant.hsct_after_n"):
         assert card.loc[key, "status"] == "matched", key
     figs = paper_figures()
-    prob = _Problem(fitted, figs, load_parameters())
+    prob = OutcomeProblem(fitted, figs, load_parameters())
     matched = prob.n_matched(results)
     assert matched >= MIN_MATCHED, matched
 
@@ -164,7 +169,7 @@ def test_keeps_what_matched_before(latent, fitted, results):
     from cartlib.scorecard import within_tolerance
     figs = paper_figures()
     by_key = {f["key"]: f for f in figs}
-    prob = _Problem(latent, figs, load_parameters())
+    prob = OutcomeProblem(latent, figs, load_parameters())
     before = prob.evaluate({k: latent[k] for k in ("death_day", "relapse_day", "admin_day")})
     for key, _, fig in prob.targets:
         if before.get(key) is not None and within_tolerance(before[key], fig):
@@ -177,9 +182,9 @@ MIN_MATCHED = 28   # 28 of the 41 objective figures with the recorded settings
 def test_every_screen_group_keeps_an_event(fitted):
     """Both groups of each 0/1 screen covariate keep an OS death and an LFS event (else the suite's
     univariable Cox fit has no estimate); a group without one costs EMPTY_GROUP_PENALTY per endpoint."""
-    from cartlib.synth.fit_outcomes import EMPTY_GROUP_PENALTY
+    from cartlib.synth.outcome_objective import EMPTY_GROUP_PENALTY
 
-    prob = _Problem(fitted, paper_figures(), load_parameters())
+    prob = OutcomeProblem(fitted, paper_figures(), load_parameters())
     state = {k: fitted[k] for k in ("death_day", "relapse_day", "admin_day")}
     res = prob.evaluate(state)
     assert res["_empty_groups"] == 0

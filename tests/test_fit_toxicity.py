@@ -7,8 +7,8 @@ from cartlib.scorecard import within_tolerance
 from cartlib.stats.logistic import LogisticModel
 from cartlib.synth import model
 from cartlib.synth.calibrate import calibrated_settings, nudge, paper_calibration, paper_figures
-from cartlib.synth.fit_toxicity import (HISTORY_KEYS, TOXICITY_KEYS, covariate, fit_toxicity, post_ld_pairing_ok, survival_guard,
-                                       table2_figures)
+from cartlib.synth.fit_toxicity import HISTORY_KEYS, TOXICITY_KEYS, fit_toxicity, post_ld_pairing_ok, survival_guard
+from cartlib.synth.table2_objective import covariate, table2_figures
 from cartlib.synth.generate import generate_cohort, simulate_subjects
 
 
