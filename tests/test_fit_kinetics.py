@@ -1,17 +1,20 @@
 """The table stage fit_kinetics (cartlib/synth/fit_kinetics.py): Table 3 of the paper."""
+import copy
+
 import numpy as np
 import pandas as pd
 import pytest
 
 from cartlib.pk.nca import nca
 from cartlib.scorecard import within_tolerance
-from cartlib.synth.calibrate import as_cohort, evaluate, paper_figures, simulated_tables
+from cartlib.synth.calibrate import as_cohort, evaluate, paper_figures
 from cartlib.synth.fit_kinetics import fit_kinetics
 
 
 @pytest.fixture(scope="module")
-def base():
-    return simulated_tables()
+def base(default_stages):
+    """The tables the stage starts from (calibrate.simulated_tables, shared per session; a private copy)."""
+    return copy.deepcopy(default_stages[0])
 
 
 @pytest.fixture(scope="module")

@@ -5,42 +5,20 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cartlib.synth.calibrate import (as_cohort, calibrated_settings, evaluate, nudge, paper_calibration,
-                                     paper_figures)
+from cartlib.synth.calibrate import evaluate, paper_figures
 from cartlib.synth.fit_outcomes import fit_outcomes
 from cartlib.synth.outcome_objective import OutcomeProblem, cox_fit, km_at, logrank_p, miss
-from cartlib.synth.fit_toxicity import fit_toxicity
-from cartlib.synth.generate import generate_cohort, simulate_subjects
+from cartlib.synth.generate import simulate_subjects
 from cartlib.synth.model import load_parameters
 
 OUTCOME_KEYS = ("relapse_day", "cd19neg", "death_day", "death_relapse", "admin_day", "last_contact", "hsct_day")
 
 
 @pytest.fixture(scope="module")
-def setup():
-    p = load_parameters()
-    st = calibrated_settings(p)
-    cal = paper_calibration()
-    cal.update(relapse_death_n=st["relapse_death_n"], nrm_n=st["nrm_n"])
-    return p, st, cal
-
-
-@pytest.fixture(scope="module")
-def pipeline(setup):
-    """The default pipeline with its recorded settings (as calibrate.simulated_tables): (latent before
+def pipeline(default_stages, default_latent):
+    """The default pipeline with its recorded settings (calibrate.simulated_tables): (latent before
     the stage, after it, results)."""
-    p, st, cal = setup
-    box = {}
-    figures = paper_figures()
-
-    def adjust(s):
-        box["latent"] = fit_toxicity(nudge(s, cal), figures, **st["stages"]["toxicity"])
-        box["fitted"] = fit_outcomes(box["latent"], figures, params=p, **st["stages"]["outcomes"])
-        return box["fitted"]
-
-    tables = generate_cohort(50, st["seed"], p, cal=cal, adjust=adjust)
-    as_cohort(tables)
-    return box["latent"], box["fitted"], evaluate(tables)
+    return default_latent["toxicity"], default_latent["outcomes"], evaluate(default_stages[0])
 
 
 @pytest.fixture(scope="module")

@@ -12,30 +12,16 @@ from cartlib.synth.table2_objective import covariate, table2_figures
 from cartlib.synth.generate import generate_cohort, simulate_subjects
 
 
-class _Latent(Exception):
-    pass
+@pytest.fixture(scope="module")
+def latent(default_latent):
+    """The default cohort's latent dict right after ``nudge`` (as calibrate.simulated_tables records it)."""
+    return default_latent["nudged"]
 
 
 @pytest.fixture(scope="module")
-def latent():
-    """The default cohort's latent dict right after ``nudge`` (tables are not built)."""
-    p = model.load_parameters()
-    st = calibrated_settings(p)
-    cal = paper_calibration()
-    cal.update(relapse_death_n=st["relapse_death_n"], nrm_n=st["nrm_n"])
-
-    def stop(s):
-        raise _Latent(nudge(s, cal))
-
-    with pytest.raises(_Latent) as caught:
-        generate_cohort(50, st["seed"], p, cal=cal, adjust=stop)
-    return caught.value.args[0]
-
-
-@pytest.fixture(scope="module")
-def fitted(latent):
+def fitted(default_latent):
     """The stage as the default pipeline runs it (settings recorded in parameters/synthetic.yaml)."""
-    return fit_toxicity(latent, **calibrated_settings()["stages"]["toxicity"])
+    return default_latent["toxicity"]
 
 
 @pytest.fixture(scope="module")

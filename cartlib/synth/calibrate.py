@@ -14,6 +14,7 @@ Three deterministic steps, none of which types numbers into rows:
 """
 from __future__ import annotations
 
+import copy
 
 import numpy as np
 
@@ -198,11 +199,13 @@ def calibrated_settings(params=None) -> dict:
     return dict((params or load_parameters())["calibration"])
 
 
-def simulated_tables(params=None, paper=None) -> dict:
+def simulated_tables(params=None, paper=None, details=None) -> dict:
     """Steps 1-4 (docs/SYNTHETIC.md): the model's draws with quotas, pins and nudges, and the
     stages on the latent patients (:func:`~cartlib.synth.fit_toxicity.fit_toxicity`, then
     :func:`~cartlib.synth.fit_outcomes.fit_outcomes`), as tables; the kinetics stage follows
-    in :func:`default_cohort_tables`.
+    in :func:`default_cohort_tables`. ``details``: an optional dict, filled with copies of the
+    latent patients after the nudges (``nudged``), the toxicity stage (``toxicity``) and the
+    outcome stage (``outcomes``).
     """
     from .fit_outcomes import fit_outcomes
     from .fit_toxicity import fit_toxicity
@@ -215,19 +218,25 @@ def simulated_tables(params=None, paper=None) -> dict:
     figures = paper_figures(paper)
     n = {r["key"]: r["value"] for r in figures}["cohort.n"]
 
+    def record(name, s):
+        if details is not None:
+            details[name] = copy.deepcopy(s)
+        return s
+
     def adjust(s):
-        s = nudge(s, cal)
-        s = fit_toxicity(s, figures, **stages.get("toxicity", {}))
-        return fit_outcomes(s, figures, params=params, **stages.get("outcomes", {}))
+        s = record("nudged", nudge(s, cal))
+        s = record("toxicity", fit_toxicity(s, figures, **stages.get("toxicity", {})))
+        return record("outcomes", fit_outcomes(s, figures, params=params, **stages.get("outcomes", {})))
 
     return generate_cohort(n, settings["seed"], params, cal=cal, adjust=adjust)
 
 
-def default_cohort_tables(params=None, paper=None, details=None) -> dict:
+def default_cohort_tables(params=None, paper=None, details=None, simulated=None) -> dict:
     """The calibrated 50-patient default cohort, re-derived deterministically from the model:
     :func:`simulated_tables`, then the kinetics stage (about 80 s; tests/test_synth.py checks it)
     (:func:`~cartlib.synth.fit_kinetics.fit_kinetics`, step 5; ``details`` is its record of what
-    it assigned).
+    it assigned). ``simulated``: the result of :func:`simulated_tables` with the same arguments,
+    if already at hand (the tests share one).
 
     >>> t = default_cohort_tables()       # doctest: +SKIP
     >>> len(t["subjects"]), int((t["subjects"]["SEX"] == "F").sum())   # doctest: +SKIP
@@ -237,7 +246,8 @@ def default_cohort_tables(params=None, paper=None, details=None) -> dict:
 
     params = params or load_parameters()
     stages = calibrated_settings(params).get("stages", {})
-    return fit_kinetics(simulated_tables(params, paper), paper_figures(paper), params=params, details=details,
+    tables = simulated_tables(params, paper) if simulated is None else simulated
+    return fit_kinetics(tables, paper_figures(paper), params=params, details=details,
                         **stages.get("kinetics", {}))
 
 
