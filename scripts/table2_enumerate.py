@@ -18,7 +18,7 @@ from cartlib.derive import derive_analysis_table
 from cartlib.io import load_cohort
 from cartlib.synth import DEFAULT_COHORT_DIR
 from cartlib.synth.calibrate import paper_figures
-from cartlib.synth.table2_objective import logistic_batch, model_figures, table2_targets
+from cartlib.synth.table2_objective import logistic_batch, model_figures, scaled_misses, table2_targets
 
 COVARIATES = ["female", "no_prior_hsct", "preld_mrd_lt_1e-3", "postld_mrd_lt_1e-3", "dose_lt_median"]
 
@@ -46,11 +46,8 @@ def main(cohort_dir=DEFAULT_COHORT_DIR):
         coef, se, ok = logistic_batch(patterns[:, cols].astype(float), rows.astype(float), sizes.astype(float))
         for j, wanted in enumerate(covs.values()):
             got = model_figures(coef[:, j], np.where(ok, se[:, j], 1.0))
-            for stat, (value, tol) in wanted.items():
-                out = np.abs(got[stat] - value) > tol
-                if stat == "p":
-                    out |= (got["p"] < 0.05) != (value < 0.05)
-                misses += out | ~ok
+            for r in scaled_misses(got, ok, wanted).values():
+                misses += r > 1
     n_targets = sum(len(w) for covs in targets.values() for w in covs.values())
     best = int(misses.argmin())
     mine = int(np.flatnonzero((rows == own).all(axis=1))[0])

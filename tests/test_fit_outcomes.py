@@ -14,6 +14,12 @@ from cartlib.synth.model import load_parameters
 OUTCOME_KEYS = ("relapse_day", "cd19neg", "death_day", "death_relapse", "admin_day", "last_contact", "hsct_day")
 
 
+def _icans_triples(s, grade=False):
+    """The sorted (CRS grade, corticosteroid, ICANS[, ICANS grade]) of all patients."""
+    cols = [s["crs_grade"], np.asarray(s["corticosteroid"], bool), np.asarray(s["icans"], bool)]
+    return sorted(zip(*(np.asarray(c).tolist() for c in cols + ([s["icans_grade"]] if grade else []))))
+
+
 @pytest.fixture(scope="module")
 def pipeline(default_stages, default_latent):
     """The default pipeline with its recorded settings (calibrate.simulated_tables): (latent before
@@ -55,9 +61,7 @@ def test_counts_and_days_preserved(latent, fitted):
     for key in ("female", "cr", "mrd_preld", "bca_end_true", "crs_grade", "corticosteroid"):
         assert np.array_equal(latent[key], fitted[key])
     # ICANS (recorded settings: permute_icans) only moves between like patients: the triples stay
-    triple = lambda s: sorted(zip(s["crs_grade"].tolist(), np.asarray(s["corticosteroid"], bool).tolist(),
-                                  np.asarray(s["icans"], bool).tolist()))
-    assert triple(fitted) == triple(latent)
+    assert _icans_triples(fitted) == _icans_triples(latent)
 
 
 def test_coherent(fitted):
@@ -181,9 +185,7 @@ def test_icans_moves_only_between_like_patients(latent):
     group of a Table 2 covariate that had an ICANS case loses all of them."""
     out = fit_outcomes(latent, paper_figures(), params=load_parameters(), iterations=400, rounds=1,
                        permute_icans=True)
-    triples = lambda s: sorted(zip(s["crs_grade"].tolist(), np.asarray(s["corticosteroid"], bool).tolist(),
-                                   np.asarray(s["icans"], bool).tolist(), np.asarray(s["icans_grade"]).tolist()))
-    assert triples(out) == triples(latent)
+    assert _icans_triples(out, grade=True) == _icans_triples(latent, grade=True)
     assert not np.array_equal(out["icans"], latent["icans"])          # it moved
     np.testing.assert_array_equal(out["crs_grade"], latent["crs_grade"])
     for x in (latent["female"], latent["mrd_postld"] < 1e-3):

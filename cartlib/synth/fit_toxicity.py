@@ -66,7 +66,6 @@ TOXICITY_KEYS = ("crs_grade", "crs_onset", "icans", "icans_grade", "anc_nadir", 
 HISTORY_KEYS = ("indication", "prior_hsct", "dx_to_inf_mo")
 
 
-
 def post_ld_pairing_ok(s, z_max=1.96):
     """``ok[i, k]``: patient i may carry patient k's post-LD MRD (value and latent).
 
@@ -134,7 +133,7 @@ def survival_guard(s, figures, params=None, margin=0.5):
     :mod:`cartlib.synth.fit_outcomes`). None when a key is missing or the start has no fit.
     """
     from ..scorecard import within_tolerance
-    from .outcome_objective import DAYS_PER_MONTH, LFS_COVS, OS_COVS, OutcomeProblem, cox_fit, cox_keys
+    from .outcome_objective import LFS_COVS, OS_COVS, OutcomeProblem, cox_fit, cox_keys, survival_arrays
     from .model import load_parameters
 
     need = ("relapse_day", "death_day", "admin_day", "hsct_day", "cr", "mrd_neg", "prior_cart", "bca",
@@ -143,13 +142,7 @@ def survival_guard(s, figures, params=None, margin=0.5):
         return None
     by_key = {f["key"]: f for f in figures}
     prob = OutcomeProblem(s, figures, params or load_parameters())
-    death = np.asarray(s["death_day"], float)
-    dead = ~np.isnan(death)
-    last = np.where(dead, death, np.asarray(s["admin_day"], float))
-    first = np.fmin(np.nan_to_num(np.asarray(s["relapse_day"], float), nan=np.inf), np.nan_to_num(death, nan=np.inf))
-    lfs_e = np.isfinite(first).astype(float)
-    lfs_t = np.floor(np.where(lfs_e == 1, first, last)) / DAYS_PER_MONTH
-    os_t, os_e = np.floor(last) / DAYS_PER_MONTH, dead.astype(float)
+    last, os_t, os_e, lfs_t, lfs_e = survival_arrays(s["death_day"], s["relapse_day"], s["admin_day"])
     cov = dict(prob.covs, bca_duration_days=prob.bca_duration(last))
     lfs_keys = [k for k in (f"efficacy.lfs.multi.{c}.{q}" for c in LFS_COVS for q in ("hr", "hr_lo", "hr_hi", "p"))
                 if k in by_key and by_key[k].get("feasible", True) is not False]
@@ -264,9 +257,7 @@ def fit_toxicity(s, figures=None, *, seed=0, iterations=100, kicks=2, move_weigh
     post_cols = [j for j, c in enumerate(names) if c.startswith("postld_mrd_")]
     sex_cols = [j for j, c in enumerate(names) if c == "female"]
     hist_cols = [j for j, c in enumerate(names) if c in ("prior_hsct", "no_prior_hsct")]
-    hist_ok = None
-    if permute_history and hist_cols and all(k in s for k in HISTORY_KEYS):
-        hist_ok = np.ones((n, n), bool)
+    move_history = bool(permute_history and hist_cols and all(k in s for k in HISTORY_KEYS))
     post_ok = None
     if permute_post_ld and post_cols and all(k in s for k in ("mrd_postld", "log10_mrd_postld", "log10_mrd_preld")):
         post_ok = post_ld_pairing_ok(s, z_max)
@@ -284,7 +275,7 @@ def fit_toxicity(s, figures=None, *, seed=0, iterations=100, kicks=2, move_weigh
     prior_hsct = np.asarray(s["prior_hsct"], bool) if "prior_hsct" in s else None
 
     def passes(st):
-        if hist_ok is not None and dead is not None:
+        if move_history and dead is not None:
             # both history groups keep a death, so the suite's univariable Cox fit of prior HSCT exists
             prior = prior_hsct[st[3]]
             if not (dead[prior].any() and dead[~prior].any()):
@@ -299,8 +290,7 @@ def fit_toxicity(s, figures=None, *, seed=0, iterations=100, kicks=2, move_weigh
                   if post_ok is not None else np.zeros(iu.size, bool))
         ok.append(sex_ok[iu, f[ju]] & sex_ok[ju, f[iu]] & (sex_val[f[iu]] != sex_val[f[ju]]).any(axis=1)
                   if sex_ok is not None else np.zeros(iu.size, bool))
-        ok.append(hist_ok[iu, h[ju]] & hist_ok[ju, h[iu]] & (hist_val[h[iu]] != hist_val[h[ju]]).any(axis=1)
-                  if hist_ok is not None else np.zeros(iu.size, bool))
+        ok.append((hist_val[h[iu]] != hist_val[h[ju]]).any(axis=1) if move_history else np.zeros(iu.size, bool))
         kind = np.concatenate([np.full(o.sum(), k) for k, o in enumerate(ok)])
         return kind, np.concatenate([iu[o] for o in ok]), np.concatenate([ju[o] for o in ok])
 
@@ -362,7 +352,7 @@ def fit_toxicity(s, figures=None, *, seed=0, iterations=100, kicks=2, move_weigh
             out[key] = np.asarray(s[key])[p].copy()
     if sex_cols:
         out["female"] = np.asarray(s["female"])[f].copy()
-    if hist_cols:
+    if move_history:
         for key in HISTORY_KEYS:
             out[key] = np.asarray(s[key])[h].copy()
     return out

@@ -167,6 +167,25 @@ def km_at(time, event, at):
 
 # -- the state ------------------------------------------------------------------------------------
 
+def survival_arrays(death_day, relapse_day, admin_day):
+    """``(last, os_t, os_e, lfs_t, lfs_e)`` of latent day arrays, as :mod:`cartlib.derive` derives
+    them from the tables: the last contact (death, else the follow-up) in days, OS and LFS times in
+    months of whole days, events as 0/1 floats.
+
+    >>> last, os_t, os_e, lfs_t, lfs_e = survival_arrays(np.array([np.nan, 400.0]), np.array([100.0, np.nan]),
+    ...                                                  np.array([900.0, 900.0]))
+    >>> last.tolist(), os_e.tolist(), lfs_e.tolist(), round(float(lfs_t[0]), 4)
+    ([900.0, 400.0], [0.0, 1.0], [1.0, 1.0], 3.2854)
+    """
+    death = np.asarray(death_day, float)
+    dead = ~np.isnan(death)
+    last = np.where(dead, death, np.asarray(admin_day, float))
+    first = np.fmin(np.nan_to_num(np.asarray(relapse_day, float), nan=np.inf), np.nan_to_num(death, nan=np.inf))
+    lfs_e = np.isfinite(first).astype(float)
+    lfs_t = np.floor(np.where(lfs_e == 1, first, last)) / DAYS_PER_MONTH
+    return last, np.floor(last) / DAYS_PER_MONTH, dead.astype(float), lfs_t, lfs_e
+
+
 class OutcomeProblem:
     """Fixed patient data, targets and the evaluation of one candidate assignment."""
 
@@ -277,14 +296,7 @@ class OutcomeProblem:
 
     def evaluate(self, st, bca=None):
         """Results of the targeted and held figures for a state (dict of arrays)."""
-        death, rel, admin = st["death_day"], st["relapse_day"], st["admin_day"]
-        dead = ~np.isnan(death)
-        last = np.where(dead, death, admin)
-        os_t = np.floor(last) / DAYS_PER_MONTH
-        os_e = dead.astype(float)
-        first = np.fmin(np.nan_to_num(rel, nan=np.inf), np.nan_to_num(death, nan=np.inf))
-        lfs_e = np.isfinite(first).astype(float)
-        lfs_t = np.floor(np.where(lfs_e == 1, first, last)) / DAYS_PER_MONTH
+        last, os_t, os_e, lfs_t, lfs_e = survival_arrays(st["death_day"], st["relapse_day"], st["admin_day"])
         if bca is None:
             bca = self.bca_duration(last)
         cov = self.covariates(st, bca)
@@ -335,14 +347,10 @@ class OutcomeProblem:
 
         from ..stats.cox import CoxModel
 
-        death, rel, admin = st["death_day"], st["relapse_day"], st["admin_day"]
-        dead = ~np.isnan(death)
-        last = np.where(dead, death, admin)
-        first = np.fmin(np.nan_to_num(rel, nan=np.inf), np.nan_to_num(death, nan=np.inf))
-        lfs_e = np.isfinite(first)
+        last, os_t, os_e, lfs_t, lfs_e = survival_arrays(st["death_day"], st["relapse_day"], st["admin_day"])
         cov = self.covariates(st, self.bca_duration(last))
-        for t, e, covs in ((last, dead, OS_COVS), (np.where(lfs_e, first, last), lfs_e, LFS_COVS)):
-            df = pd.DataFrame({"t": np.floor(t) / DAYS_PER_MONTH, "e": e.astype(float), **{c: cov[c] for c in covs}})
+        for t, e, covs in ((os_t, os_e, OS_COVS), (lfs_t, lfs_e, LFS_COVS)):
+            df = pd.DataFrame({"t": t, "e": e, **{c: cov[c] for c in covs}})
             if CoxModel().fit(df, "t", "e", list(covs)).reason is not None:
                 return False
         return True

@@ -140,8 +140,29 @@ def logistic_batch(X, K, M, max_iter=60):
 
 
 def model_figures(coef, se):
+    """A covariate's figures on the fitting scale (log OR, its CI bounds, Wald p) from coefficients and SEs."""
     return {"or": coef, "or_lo": coef - _Z * se, "or_hi": coef + _Z * se,
             "p": erfc(np.abs(coef / se) / math.sqrt(2))}
+
+
+def scaled_misses(got, ok, wanted):
+    """Each wanted figure's distance from the paper in units of its tolerance (> 1: a miss): ``got``
+    from :func:`model_figures`, ``ok`` whether the fit exists (else ``_NO_FIT``), ``wanted`` maps a
+    stat to (paper value, tolerance); a p on the other side of 0.05 than the paper's is a miss.
+
+    >>> got = model_figures(np.array([0.1, 1.0]), np.array([0.5, 0.5]))
+    >>> r = scaled_misses(got, np.array([True, True]), {"p": (0.03, 0.05)})
+    >>> (r["p"] > 1).tolist()
+    [True, False]
+    """
+    out = {}
+    for stat, (value, tol) in wanted.items():
+        r = np.abs(got[stat] - value) / tol
+        if stat == "p":
+            wrong_side = (got["p"] < 0.05) != (value < 0.05)
+            r = np.where(wrong_side, np.maximum(r, 1 + np.abs(got["p"] - 0.05) / tol), r)
+        out[stat] = np.where(ok, r, _NO_FIT)
+    return out
 
 
 def table2_loss(X, Y, targets, names, keep=()):
@@ -172,13 +193,7 @@ def table2_loss(X, Y, targets, names, keep=()):
         coef, se, ok = (a[back.ravel()] for a in logistic_batch(cells, K[first], M[first]))
         se = np.where(ok[:, None], se, 1.0)
         for j, (cov, wanted) in enumerate(covs.items()):
-            got = model_figures(coef[:, j], se[:, j])
-            for stat, (value, tol) in wanted.items():
-                r = np.abs(got[stat] - value) / tol
-                if stat == "p":
-                    wrong_side = (got["p"] < 0.05) != (value < 0.05)
-                    r = np.where(wrong_side, np.maximum(r, 1 + np.abs(got["p"] - 0.05) / tol), r)
-                r = np.where(ok, r, _NO_FIT)
+            for stat, r in scaled_misses(model_figures(coef[:, j], se[:, j]), ok, wanted).items():
                 loss += r * r + np.where(r > 1, _MISS + (r - 1) ** 2, 0.0)
                 loss += np.where(r > 1, KEEP_LOSS, 0.0) if (model, cov, stat) in keep else 0.0
                 misses += r > 1
@@ -186,8 +201,6 @@ def table2_loss(X, Y, targets, names, keep=()):
             if "or" in wanted:
                 loss += _MISS * (np.sign(coef[:, j]) * np.sign(wanted["or"][0]) < 0)
     return loss, misses, within
-
-
 
 
 def table2_figures(s, figures=None):
