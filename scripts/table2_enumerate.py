@@ -14,11 +14,15 @@ import sys
 
 import numpy as np
 
-from cartlib.derive import derive_analysis_table
-from cartlib.io import load_cohort
-from cartlib.synth import DEFAULT_COHORT_DIR
-from cartlib.synth.calibrate import paper_figures
-from cartlib.synth.table2_objective import logistic_batch, model_figures, scaled_misses, table2_targets
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))   # the calibration package (not installed)
+
+from calibration.figures import paper_figures  # noqa: E402
+from calibration.table2_objective import logistic_batch, model_figures, scaled_misses, table2_targets  # noqa: E402
+from cartlib.derive import derive_analysis_table  # noqa: E402
+from cartlib.io import load_cohort  # noqa: E402
+from cartlib.synth import DEFAULT_COHORT_DIR  # noqa: E402
 
 COVARIATES = ["female", "no_prior_hsct", "preld_mrd_lt_1e-3", "postld_mrd_lt_1e-3", "dose_lt_median"]
 

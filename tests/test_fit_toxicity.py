@@ -1,20 +1,22 @@
-"""The Table 2 calibration stage (cartlib.synth.fit_toxicity): bundles swapped, never changed."""
+"""The Table 2 calibration stage (calibration.fit_toxicity): bundles swapped, never changed."""
 import numpy as np
 import pandas as pd
 import pytest
 
+from calibration.figures import evaluate, paper_calibration, paper_figures
+from calibration.fit_toxicity import HISTORY_KEYS, TOXICITY_KEYS, fit_toxicity, post_ld_pairing_ok, survival_guard
+from calibration.nudges import nudge
+from calibration.pipeline import calibrated_settings
+from calibration.table2_objective import covariate, table2_figures
 from cartlib.scorecard import within_tolerance
 from cartlib.stats.logistic import LogisticModel
 from cartlib.synth import model
-from cartlib.synth.calibrate import calibrated_settings, nudge, paper_calibration, paper_figures
-from cartlib.synth.fit_toxicity import HISTORY_KEYS, TOXICITY_KEYS, fit_toxicity, post_ld_pairing_ok, survival_guard
-from cartlib.synth.table2_objective import covariate, table2_figures
 from cartlib.synth.generate import generate_cohort, simulate_subjects
 
 
 @pytest.fixture(scope="module")
 def latent(default_latent):
-    """The default cohort's latent dict right after ``nudge`` (as calibrate.simulated_tables records it)."""
+    """The default cohort's latent dict right after ``nudge`` (as calibration.pipeline.simulated_tables records it)."""
     return default_latent["nudged"]
 
 
@@ -141,8 +143,6 @@ def test_no_targets_is_a_no_op(latent):
 def test_survival_guard_is_exact_and_holds_lfs_figures(latent):
     """The guard's LFS Cox figures are the suite's (CoxModel on the derived tables), and a sex
     permutation it accepts keeps the Table 1A LFS figures within tolerance."""
-    from cartlib.synth.calibrate import evaluate
-
     figs = paper_figures()
     by_key = {f["key"]: f for f in figs}
     guard = survival_guard(latent, figs)

@@ -1,6 +1,9 @@
 """The synthetic-cohort generator: any size, deterministic, contract-valid, realistic in expectation."""
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -11,7 +14,7 @@ from cartlib.synth import DEFAULT_COHORT_DIR, generate_cohort, write_cohort
 from cartlib.synth import generate as gen
 from cartlib.synth.latent import categorical, decide, ordinal, pin_counts, pin_ranks
 
-CONTRACT_COLUMNS = {  # DATA_CONTRACT.md, in order
+CONTRACT_COLUMNS = {  # docs/COHORT.md, in order
     "subjects": ["USUBJID", "AGE", "SEX", "INDICATION", "GENRISK", "PRIOR_HSCT", "PRIOR_CART",
                  "DX_TO_INF_MO", "DOSE", "MRD_PRELD", "MRD_POSTLD", "D28_RESPONSE", "D28_MRD_NEG",
                  "LAST_CONTACT_DAY"],
@@ -73,10 +76,23 @@ def test_write_refuses_a_non_empty_folder_and_uses_plain_newlines(tmp_path):
     assert b"\r" not in raw and raw.startswith(b"USUBJID,AGE,SEX,")
 
 
-def test_regenerating_the_default_gives_the_committed_files(tmp_path, default_cohort):
-    write_cohort(default_cohort[0], tmp_path)
-    for name in CONTRACT_COLUMNS:
-        assert (tmp_path / f"{name}.csv").read_bytes() == (DEFAULT_COHORT_DIR / f"{name}.csv").read_bytes(), name
+@pytest.mark.calibration
+def test_regenerating_the_default_gives_the_committed_files_under_any_blas_kernel(calibration_runs):
+    """``python -m calibration`` (``make calibrate``), run in two subprocesses under two OpenBLAS
+    kernels and thread counts (tests/conftest.py), writes the committed bytes both times."""
+    runs, _ = calibration_runs
+    assert len(runs) == 2
+    for kernel, threads, out in runs:
+        assert sorted(p.name for p in out.iterdir()) == sorted(f"{name}.csv" for name in CONTRACT_COLUMNS)
+        for name in CONTRACT_COLUMNS:
+            assert (out / f"{name}.csv").read_bytes() == (DEFAULT_COHORT_DIR / f"{name}.csv").read_bytes(), \
+                f"{name}.csv differs from the committed file (OPENBLAS_CORETYPE={kernel}, {threads} threads)"
+
+
+def test_the_runtime_package_does_not_import_the_calibration():
+    code = "import sys, cartlib, cartlib.synth, cartlib.cli; print(sorted(m for m in sys.modules if m.startswith('calibration')))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
 
 
 # --- relationships in expectation (large N) -------------------------------------------------

@@ -1,8 +1,9 @@
-"""Synthetic CAR-T cohorts: a generative model calibrated to Wang et al. 2025 (the default input).
+"""Synthetic CAR-T cohorts: the generative model behind the bundled default cohort.
 
 Public API: :func:`generate_cohort` (any size, deterministic per seed), :func:`write_cohort`
-(contract-shaped CSV folder), :func:`default_cohort_tables` (the calibrated 50-patient cohort
-bundled in :data:`DEFAULT_COHORT_DIR`). See docs/SYNTHETIC.md for the model and calibration.
+(contract-shaped CSV folder) and :data:`DEFAULT_COHORT_DIR`, the bundled 50-patient cohort
+calibrated to Wang et al. 2025 (rebuilt by ``make calibrate``, outside the package). See
+docs/SYNTHETIC.md for the model and the calibration.
 
 >>> tables = generate_cohort(5, seed=3)
 >>> list(tables["subjects"].columns[:3])
@@ -10,8 +11,7 @@ bundled in :data:`DEFAULT_COHORT_DIR`). See docs/SYNTHETIC.md for the model and 
 >>> DEFAULT_COHORT_DIR.name
 'default_cohort'
 """
-from .calibrate import DEFAULT_COHORT_DIR, default_cohort_tables, write_default_cohort
+from ..analysis import DEFAULT_COHORT as DEFAULT_COHORT_DIR
 from .generate import generate_cohort, write_cohort
 
-__all__ = ["generate_cohort", "write_cohort", "default_cohort_tables", "write_default_cohort",
-           "DEFAULT_COHORT_DIR"]
+__all__ = ["generate_cohort", "write_cohort", "DEFAULT_COHORT_DIR"]

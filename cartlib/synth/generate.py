@@ -105,7 +105,7 @@ def finalize(frames):
 
 
 def generate_cohort(n, seed, params=None, cal=None, progress=None, adjust=None):
-    """A synthetic cohort of ``n`` patients: dict of the six DATA_CONTRACT tables.
+    """A synthetic cohort of ``n`` patients: dict of the six tables of docs/COHORT.md.
 
     Deterministic per (n, seed, params): numpy ``Generator(PCG64(seed))`` per chunk of
     10,000 patients (children of ``SeedSequence(seed)``). ``params`` defaults to
@@ -141,7 +141,12 @@ def generate_cohort(n, seed, params=None, cal=None, progress=None, adjust=None):
     return finalize(frames)
 
 
-def _fmt(series):
+def format_column(series):
+    """The text :func:`write_cohort` writes for a column (fixed decimals per column name).
+
+    >>> format_column(pd.Series([1.25, np.nan], name="DOSE"))
+    ['1.25', '']
+    """
     if series.dtype.kind == "f":
         d = DECIMALS.get(series.name, 4)
         return [("" if np.isnan(v) else f"{v:.{d}f}".rstrip("0").rstrip(".") if d else f"{v:.0f}")
@@ -168,7 +173,7 @@ def write_cohort(tables_, out_dir, overwrite=False):
     big = len(tables_["subjects"]) >= 20_000
     for name in tqdm(TABLES, desc="write", disable=not big):
         df = tables_[name]
-        text = pd.DataFrame({c: _fmt(df[c]) for c in df.columns}, columns=df.columns)
+        text = pd.DataFrame({c: format_column(df[c]) for c in df.columns}, columns=df.columns)
         path = out / f"{name}.csv"
         text.to_csv(path, index=False, lineterminator="\n", encoding="utf-8")
         paths.append(path)

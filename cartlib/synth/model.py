@@ -6,18 +6,17 @@ day-28 response, B-cell aplasia, relapse, bridging HSCT, deaths and follow-up. T
 order is the clinical one, so the relationships the paper reports hold in expectation:
 tumour burden and dose raise CRS; expansion drives response; persistence drives B-cell
 aplasia, which (with female sex) protects against relapse. ``cal`` (quotas and pins, see
-:mod:`cartlib.synth.calibrate`) only replaces thresholds; it never redraws.
+:mod:`calibration.figures`) only replaces thresholds; it never redraws.
 """
 from __future__ import annotations
-
-from pathlib import Path
 
 import numpy as np
 import yaml
 
+from ..resources import parameters_file
 from .latent import categorical, decide, expit, logit, lognormal, ordinal, pin_counts, pin_ranks
 
-PARAMETERS_FILE = Path(__file__).resolve().parents[2] / "parameters" / "synthetic.yaml"
+PARAMETERS_FILE = parameters_file("synthetic.yaml")
 INDICATIONS = ("MRD_REEMERGENCE", "MRD_PERSISTENT", "CHEMO_INTOLERANCE")
 INFECTIONS = ("BACTERIAL", "CMV", "EBV", "FUNGAL")
 

@@ -1,4 +1,4 @@
-"""Turn the simulated patients into the DATA_CONTRACT tables (long PK / lab / AE / event tables).
+"""Turn the simulated patients into the cohort tables of docs/COHORT.md (long PK / lab / AE / event tables).
 
 Sampling follows the paper's schedules: qPCR before infusion, days ~4, 7, 10-11, 14, 21, 28,
 weekly to day 60, weeks 12, 26, 39, 54, 104, then every 6 months until two consecutive

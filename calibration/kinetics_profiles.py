@@ -1,4 +1,4 @@
-"""The kinetics stage's profile family (:mod:`cartlib.synth.fit_kinetics`, step 4): the model's
+"""The kinetics stage's profile family (:mod:`calibration.fit_kinetics`, step 4): the model's
 shape (exponential rise to Cmax at Tmax, biphasic decline to ~1.5 x LLOQ at Tlast) sampled on a
 patient's visit days, solved for a given AUC0-28d, and the visit windows of the qPCR schedule.
 """
@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from cartlib.pk.nca import auc_between
+
 C0 = 10.0            # copies/ug at day 0 of the rising phase
 PERSIST_FRACTION = 0.05
 CLAST_FACTOR = 1.5   # persistence level at Tlast, in LLOQ
 
 def profile_auc(days, conc, end=28.0):
-    from ..pk.nca import auc_between
     t = np.r_[0.0, days]
     c = np.r_[0.0, conc]
     if t[-1] < end:

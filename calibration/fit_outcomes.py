@@ -1,7 +1,7 @@
 """Calibration stage on the latent patients: fit the outcome assignment to the OS/LFS Cox models
 (paper Table 1A/B) and the transplant subgroup of Figure 1 (docs/SYNTHETIC.md).
 
-Runs after :func:`cartlib.synth.calibrate.nudge` (and after the toxicity stage), before the
+Runs after :func:`calibration.nudges.nudge` (and after the toxicity stage), before the
 tables are built. It never types numbers into rows; it re-assigns model-generated quantities:
 
 * **outcome bundles** -- (relapse day, CD19 status, whether and when the patient dies, and
@@ -45,8 +45,13 @@ import math
 
 import numpy as np
 
-from ..derive import DAYS_PER_MONTH
+from cartlib.derive import DAYS_PER_MONTH
+from cartlib.synth.model import load_parameters
+from cartlib.synth.outcomes import settle_follow_up
+
+from .figures import paper_figures
 from .outcome_objective import HELD, OutcomeProblem, miss
+from .table2_objective import covariate
 
 Z_MAX = 1.96
 TRACE = None   # a list to record (iteration, move, candidate loss, current loss) when debugging
@@ -71,10 +76,6 @@ def fit_outcomes(s, figures=None, *, seed=0, iterations=2000, temperature=(100.0
     >>> int(np.isnan(t["death_day"]).sum()) == int(np.isnan(s["death_day"]).sum())
     True
     """
-    from .calibrate import paper_figures
-    from .model import load_parameters
-    from .outcomes import settle_follow_up
-
     params = params or load_parameters()
     figures = paper_figures() if figures is None else list(figures)
     s = dict(s)
@@ -101,8 +102,6 @@ def fit_outcomes(s, figures=None, *, seed=0, iterations=2000, temperature=(100.0
         has_icans = np.asarray(s["icans"], bool)
         # nor may it leave a group of a Table 2 covariate without ICANS (the suite's univariable ICANS
         # logistic fit would then have no estimate)
-        from .table2_objective import covariate
-
         icans_groups = [g for c in ("female", "preld_mrd_lt_1e-3", "postld_mrd_lt_1e-3", "dose_lt_median")
                         for x in [covariate(s, c).astype(bool)] for g in (x, ~x) if has_icans[g].any()]
     nrm_hsct = bool(np.any(dead0 & ~relapsed0 & ~np.isnan(hsct_day)))

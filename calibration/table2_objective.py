@@ -1,4 +1,4 @@
-"""The toxicity stage's objective (:mod:`cartlib.synth.fit_toxicity`): the Table 2 covariates of a
+"""The toxicity stage's objective (:mod:`calibration.fit_toxicity`): the Table 2 covariates of a
 latent dict (as :func:`cartlib.derive.derive_covariates` derives them from the tables), the paper's
 Table 2 targets, and the loss of a candidate severe-CRS placement.
 
@@ -13,6 +13,9 @@ import re
 
 import numpy as np
 from scipy.special import erfc
+
+from .figures import paper_figures
+from .numerics import contract, settle, solve
 
 _KEY = re.compile(r"^toxicity\.scrs\.(model\d+)\.(.+)\.(or|or_lo|or_hi|p)$")
 _MRD = re.compile(r"^(preld|postld)_mrd_(lt|ge)_(.+)$")
@@ -114,29 +117,31 @@ def logistic_batch(X, K, M, max_iter=60):
     events = K.sum(axis=1)
     beta[:, 0] = np.log((events + 0.5) / (M.sum(axis=1) - events + 0.5))
     active = np.ones(n_fit, bool); ok = np.ones(n_fit, bool)
+    # products over cells and solves without BLAS/LAPACK (calibration.numerics): bit-identical fits
     for _ in range(max_iter):
         idx = np.flatnonzero(active)
         if idx.size == 0: break
         b = beta[idx]; Mi = M[idx]
-        p = 1.0 / (1.0 + np.exp(-(b @ A.T)))
-        info = ((Mi * p * (1 - p)) @ AA).reshape(idx.size, P, P)
-        grad = (K[idx] - Mi * p) @ A
-        singular = np.linalg.cond(info) > 1e12
-        info[singular] = np.eye(P)
-        step = np.linalg.solve(info, grad[:, :, None])[:, :, 0]
+        p = 1.0 / (1.0 + np.exp(-contract("fp,cp->fc", b, A)))
+        info = contract("fc,cq->fq", Mi * p * (1 - p), AA).reshape(idx.size, P, P)
+        grad = contract("fc,cp->fp", K[idx] - Mi * p, A)
+        step, singular = solve(info, grad, rcond=1e-12)
+        step[singular] = 0.0
         b = b + step; beta[idx] = b
         diverged = singular | (np.abs(b[:, 1:]) > 10).any(axis=1) | ~np.isfinite(b).all(axis=1)
         ok[idx[diverged]] = False
         active[idx[diverged | (np.abs(step).max(axis=1) < 1e-10)]] = False
     ok &= ~active
     beta = np.where(ok[:, None], beta, 0.0)
-    p = 1.0 / (1.0 + np.exp(-(beta @ A.T)))
+    p = 1.0 / (1.0 + np.exp(-contract("fp,cp->fc", beta, A)))
     ok &= ~(((p < 1e-8) | (p > 1 - 1e-8)) & (M > 0)).any(axis=1)
-    info = ((M * p * (1 - p)) @ AA).reshape(n_fit, P, P)
+    info = contract("fc,cq->fq", M * p * (1 - p), AA).reshape(n_fit, P, P)
     info[~ok] = np.eye(P)
-    se = np.sqrt(np.abs(np.diagonal(np.linalg.inv(info), axis1=1, axis2=2)))
+    var, singular = solve(info, np.broadcast_to(np.eye(P), info.shape).copy(), rcond=0.0)
+    ok &= ~singular
+    se = np.sqrt(np.abs(np.diagonal(np.where(ok[:, None, None], var, 1.0), axis1=1, axis2=2)))
     ok &= (se[:, 1:] < 1e3).all(axis=1)
-    return beta[:, 1:], se[:, 1:], ok
+    return settle(beta[:, 1:]), settle(se[:, 1:]), ok
 
 
 def model_figures(coef, se):
@@ -200,7 +205,7 @@ def table2_loss(X, Y, targets, names, keep=()):
                 within[(model, cov, stat)] = r <= 1
             if "or" in wanted:
                 loss += _MISS * (np.sign(coef[:, j]) * np.sign(wanted["or"][0]) < 0)
-    return loss, misses, within
+    return settle(loss), misses, within
 
 
 def table2_figures(s, figures=None):
@@ -215,7 +220,6 @@ def table2_figures(s, figures=None):
     (32, True)
     """
     if figures is None:
-        from .calibrate import paper_figures
         figures = paper_figures()
     covs = {}
     for f in figures:

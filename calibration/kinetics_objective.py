@@ -1,4 +1,4 @@
-"""The kinetics stage's objective (:mod:`cartlib.synth.fit_kinetics`): the Table 3 subgroups and
+"""The kinetics stage's objective (:mod:`calibration.fit_kinetics`): the Table 3 subgroups and
 targets, and :class:`Table3Scorer`, which scores an assignment of Cmax/AUC ranks and Tlast days in
 units of the paper's tolerances. :func:`avg_ranks` is a hand-written twin of scipy's ``rankdata``
 plus the tie term, because the annealing ranks ~10^5 times (tests/test_fit_kinetics.py checks it).
@@ -9,17 +9,19 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
+from cartlib.pk.summary import table3_rows
+
+from .numerics import rowdot, settle
+
 STATS = ("cmax", "auc28", "tlast")
 
 # --- inputs -------------------------------------------------------------------------------
 
 def table3_groups(analysis):
     """Level masks (K x n) with level ids, and row (grouping) masks of the True level."""
-    from ..pk.summary import _table3_rows
-
     dose_cut = float(pd.to_numeric(analysis["DOSE"], errors="coerce").median())
     levels, rows = [], []
-    for row, _, split, lv in _table3_rows(10, dose_cut, (1e-4, 1e-3, 1e-2)):
+    for row, _, split, lv in table3_rows(10, dose_cut, (1e-4, 1e-3, 1e-2)):
         member = split(analysis)
         masks = {}
         for level, _, value in lv:
@@ -70,7 +72,9 @@ class Table3Scorer:
     feasibility*: a monotone map can put every subgroup median inside its window when no
     level whose median order statistics lie below another's has a window entirely above it
     (plus a small pull of the medians computed with the current values). The parts are
-    cached per variable (Tlast, Cmax ranks, AUC ranks, cross terms) for the annealing.
+    cached per variable (Tlast, Cmax ranks, AUC ranks, cross terms) for the annealing. Each part
+    is summed without BLAS and settled (:mod:`calibration.numerics`), so the annealing's
+    decisions do not depend on the machine.
     """
 
     W, PULL = 10.0, 0.02
@@ -97,7 +101,7 @@ class Table3Scorer:
         self.corr_t = {k: v for k, v in corr_t.items() if not np.isnan(v)}
         br, _ = avg_ranks(bca)
         self.bca_c = br - br.mean()
-        self.bca_ss = float(self.bca_c @ self.bca_c)
+        self.bca_ss = float(rowdot(self.bca_c, self.bca_c))
         self.norm = n * (n * n - 1) / 12.0
         self.pin = not np.isnan(pin_median)
         self.win = []
@@ -115,7 +119,7 @@ class Table3Scorer:
         self.sd0 = np.sqrt(self.n1 * self.n2 / 12 * (n + 1))
 
     def _p(self, r, ties=0.0):
-        u = r @ self.G1.T - self.n1 * (self.n1 + 1) / 2
+        u = rowdot(self.G1, r) - self.n1 * (self.n1 + 1) / 2
         n = self.n
         sd = self.sd0 if ties == 0 else np.sqrt(self.n1 * self.n2 / 12 * ((n + 1) - ties / (n * (n - 1))))
         z = (np.abs(u - self.mu) - 0.5) / np.where(sd > 0, sd, 1.0)
@@ -145,11 +149,11 @@ class Table3Scorer:
         cross = np.maximum(0, below) + np.maximum(0, above) + (e > 1.0)
         c += float(((5 * self.W * (cross + np.maximum(0, e - 1.0)) ** 2 * (e > 1.0) + self.PULL * e ** 2) * self.med_w).sum())
         rtc = rt - rt.mean()
-        ss = float(rtc @ rtc)
+        ss = float(rowdot(rtc, rtc))
         if "bca.tlast_r" in self.corr_t:
-            c += self._corr(float(self.bca_c @ rtc) / np.sqrt(self.bca_ss * ss) - self.corr_t["bca.tlast_r"])
+            c += self._corr(float(rowdot(self.bca_c, rtc)) / np.sqrt(self.bca_ss * ss) - self.corr_t["bca.tlast_r"])
         c += 0.05 * float(np.abs(np.sort(vi) - self.vi0).sum())
-        return c, (rtc, np.sqrt(self.norm * ss))
+        return settle(c), (rtc, np.sqrt(self.norm * ss))
 
     def part_r(self, j, R, v):
         """Cmax (j=0) or AUC (j=1) ranks: p's, order feasibility of the medians, value pull."""
@@ -165,7 +169,7 @@ class Table3Scorer:
         below = (a[:, None] <= a[None, :]) & (b[:, None] <= b[None, :])
         np.fill_diagonal(below, False)
         gap = self.win[j][2][below]
-        return c + self.W * 10 * float((gap * gap).sum())
+        return settle(c + self.W * 10 * float((gap * gap).sum()))
 
     def part_x(self, R0, R1, vi, v, tc):
         """Cross terms: Spearman of Cmax/AUC with Tlast, Cmax-AUC concordance, AUC/Cmax shape."""
@@ -174,14 +178,14 @@ class Table3Scorer:
         c0, c1 = R0 - (n - 1) / 2, R1 - (n - 1) / 2
         c = 0.0
         if "pk.cmax_tlast_r" in self.corr_t:
-            c += self._corr(float(c0 @ rtc) / den - self.corr_t["pk.cmax_tlast_r"])
+            c += self._corr(float(rowdot(c0, rtc)) / den - self.corr_t["pk.cmax_tlast_r"])
         if "pk.auc28_tlast_r" in self.corr_t:
-            c += self._corr(float(c1 @ rtc) / den - self.corr_t["pk.auc28_tlast_r"])
-        c += self.W * (max(0.0, 0.85 - float(c0 @ c1) / self.norm) / 0.02) ** 2
+            c += self._corr(float(rowdot(c1, rtc)) / den - self.corr_t["pk.auc28_tlast_r"])
+        c += self.W * (max(0.0, 0.85 - float(rowdot(c0, c1)) / self.norm) / 0.02) ** 2
         ratio = np.log(v[1][R1] / v[0][R0])
         lo_r, hi_r = self.lo_r[self.idx, vi], self.hi_r[self.idx, vi]
         sh = (np.maximum(0, lo_r - ratio) + np.maximum(0, ratio - hi_r)) / 0.15
-        return c + self.W * float(sh @ sh)
+        return settle(c + self.W * float(rowdot(sh, sh)))
 
     def parts(self, R0, R1, T, vi, v):
         t, tc = self.part_t(T, vi)

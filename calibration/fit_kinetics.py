@@ -49,6 +49,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from cartlib.analysis import analysis_table
+from cartlib.params import defaults
+from cartlib.synth.kinetics import stop_after_two_blq
+from cartlib.synth.model import load_parameters
+
+from .figures import as_cohort, paper_figures
 from .kinetics_milp import band_milp, fit_values, tlast_milp
 from .kinetics_objective import Table3Scorer, table3_groups, table3_targets
 from .kinetics_profiles import profile_auc, ratio_bounds, solve_profile, visit_days, visit_windows
@@ -203,12 +209,6 @@ def fit_kinetics(tables, figures=None, *, seed=1, iterations=6000, iterations_t=
     the profiles), ``score`` (the objective's parts), ``lp_slack`` (median / ratio slack of
     each LP) and ``state`` (ranks, Tlast days, visit indices, values, scorer).
     """
-    from ..analysis import analysis_table
-    from ..params import defaults
-    from .calibrate import as_cohort, paper_figures
-    from .kinetics import stop_after_two_blq
-    from .model import load_parameters
-
     params = params or load_parameters()
     figures = figures if figures is not None else paper_figures()
     lloq = float(params["kinetics"]["lloq"])

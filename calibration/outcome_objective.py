@@ -1,11 +1,13 @@
-"""The outcome stage's objective (:mod:`cartlib.synth.fit_outcomes`): the paper.yaml figures it fits,
+"""The outcome stage's objective (:mod:`calibration.fit_outcomes`): the paper.yaml figures it fits,
 the OS/LFS arrays of a candidate assignment derived as :mod:`cartlib.derive` derives them from the
 tables, and the scored :class:`OutcomeProblem`.
 
 The statistics here are small exact twins of the suite's own, written by hand because the
-annealing evaluates them ~10^4 times per run: :func:`cox_fit` (Efron ties, the shared
-:func:`cartlib.stats.cox.newton_raphson`; agrees with :class:`cartlib.stats.cox.CoxModel` to
-~1e-8), :func:`logrank_p` (R ``survdiff``) and :func:`km_at`. tests/test_fit_outcomes.py checks
+annealing evaluates them ~10^4 times per run: :func:`cox_fit` (Efron ties, Newton-Raphson without
+BLAS, :func:`calibration.numerics.newton`; agrees with :class:`cartlib.stats.cox.CoxModel` to
+~1e-8), :func:`logrank_p` (R ``survdiff``) and :func:`km_at`. Their results are settled
+(:func:`calibration.numerics.settle`), as is :meth:`OutcomeProblem.loss`, so the annealing's
+decisions are the same on every machine. tests/test_fit_outcomes.py checks
 each against the suite's function. The toxicity stage's survival guard scores with them too.
 """
 from __future__ import annotations
@@ -13,9 +15,13 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pandas as pd
 
-from ..derive import DAYS_PER_MONTH
-from ..stats.cox import newton_raphson
+from cartlib.derive import DAYS_PER_MONTH
+from cartlib.scorecard import miss as scaled, within_tolerance
+from cartlib.stats.cox import CoxModel
+
+from .numerics import contract, inverse, newton, settle
 
 OS_COVS = ("no_prior_cart", "neutropenia_g4", "crs_ge_3", "icans", "hsct_after", "bca_duration_days")
 LFS_COVS = ("bca_duration_days", "female", "d28_mrd_neg")
@@ -53,8 +59,6 @@ def miss(value, fig):
     >>> round(miss(0.03, f), 4), miss(0.06, f) > 1
     (0.16, True)
     """
-    from ..scorecard import miss as scaled, within_tolerance
-
     if value is None or not np.isfinite(value):
         return 10.0
     m = scaled(value, fig)
@@ -70,7 +74,7 @@ def miss(value, fig):
 # -- fast statistics ------------------------------------------------------------------------------
 
 def cox_fit(time, event, X, max_iter=30, start=None):
-    """Efron-ties Cox fit by Newton-Raphson (:func:`cartlib.stats.cox.newton_raphson` on standardised
+    """Efron-ties Cox fit by Newton-Raphson (:func:`calibration.numerics.newton` on standardised
     covariates with a vectorised Efron likelihood): (coef, se, coef per SD) or None if it does not converge / is
     monotone. Agrees with :class:`cartlib.stats.cox.CoxModel` to ~1e-8. ``start``: coefficients
     per SD of the covariates to start from (a previous fit's ``[2]``); the optimum does not depend on it.
@@ -99,33 +103,38 @@ def cox_fit(time, event, X, max_iter=30, start=None):
     Xs = (X - X.mean(0)) / sd
     beta = np.zeros(p) if start is None or len(start) != p else np.asarray(start, float).copy()
 
+    XX = (Xs[:, :, None] * Xs[:, None, :]).reshape(n, p * p)
+    RD = np.stack([R, D])                                           # risk sets and tie groups
+
     def terms(b):
-        eta = Xs @ b
+        # sums over patients without BLAS (calibration.numerics): the same bits on every kernel
+        eta = contract("np,p->n", Xs, b)
         m = eta.max()
         w = np.exp(eta - m)
-        wX = w[:, None] * Xs
-        wXX = wX[:, :, None] * Xs[:, None, :]
-        s0 = R @ w - frac * (D @ w)
-        s1 = R @ wX - frac[:, None] * (D @ wX)
-        s2 = np.einsum("jn,nab->jab", R, wXX) - frac[:, None, None] * np.einsum("jn,nab->jab", D, wXX)
+        s0_ = contract("rjn,n->rj", RD, w)
+        s1_ = contract("rjn,np->rjp", RD, w[:, None] * Xs)
+        s2_ = contract("rjn,nq->rjq", RD, w[:, None] * XX)
+        s0 = s0_[0] - frac * s0_[1]
+        s1 = s1_[0] - frac[:, None] * s1_[1]
+        s2 = (s2_[0] - frac[:, None] * s2_[1]).reshape(-1, p, p)
         ll = eta[ev].sum() - (np.log(s0) + m).sum()
         mean = s1 / s0[:, None]
         score = Xs[ev].sum(0) - mean.sum(0)
         info = (s2 / s0[:, None, None] - mean[:, :, None] * mean[:, None, :]).sum(0)
         return ll, score, info
 
-    found = newton_raphson(terms, beta, max_iter=max_iter, accept_eps=1e-12, done_eps=1e-11, halvings=30)
+    found = newton(terms, beta, max_iter=max_iter, accept_eps=1e-12, done_eps=1e-11, halvings=30, polish=1)
     if found is None:
         return None
     beta, _, info = found
     try:
-        var = np.linalg.inv(info)
+        var = inverse(info)
     except np.linalg.LinAlgError:
         return None
     se = np.sqrt(np.maximum(np.diag(var), 0))
     if np.any(np.abs(beta) > 15) or np.any(se > 50):
         return None
-    return beta / sd, se / sd, beta
+    return settle(beta / sd), settle(se / sd), beta
 
 
 def cox_keys(prefix, fit, j):
@@ -133,9 +142,9 @@ def cox_keys(prefix, fit, j):
     if fit is None:
         return {f"{prefix}.{q}": None for q in ("hr", "hr_lo", "hr_hi", "p")}
     bj, sj = fit[0][j], fit[1][j]
-    return {f"{prefix}.hr": math.exp(bj), f"{prefix}.hr_lo": math.exp(bj - 1.959963984540054 * sj),
-            f"{prefix}.hr_hi": math.exp(bj + 1.959963984540054 * sj),
-            f"{prefix}.p": math.erfc(abs(bj / sj) / math.sqrt(2.0))}
+    return {f"{prefix}.hr": settle(math.exp(bj)), f"{prefix}.hr_lo": settle(math.exp(bj - 1.959963984540054 * sj)),
+            f"{prefix}.hr_hi": settle(math.exp(bj + 1.959963984540054 * sj)),
+            f"{prefix}.p": settle(math.erfc(abs(bj / sj) / math.sqrt(2.0)))}
 
 
 def logrank_p(time, event, group):
@@ -154,7 +163,7 @@ def logrank_p(time, event, group):
     if var <= 0:
         return np.nan
     chi = (d1.sum() - e1.sum()) ** 2 / var
-    return math.erfc(math.sqrt(chi / 2.0))
+    return settle(math.erfc(math.sqrt(chi / 2.0)))
 
 
 def km_at(time, event, at):
@@ -343,10 +352,6 @@ class OutcomeProblem:
     def suite_fits(self, st):
         """Whether :class:`cartlib.stats.cox.CoxModel` (lifelines, as the suite runs it) fits the
         OS and LFS models of a state without a ``reason`` (lifelines can fail where Newton does not)."""
-        import pandas as pd
-
-        from ..stats.cox import CoxModel
-
         last, os_t, os_e, lfs_t, lfs_e = survival_arrays(st["death_day"], st["relapse_day"], st["admin_day"])
         cov = self.covariates(st, self.bca_duration(last))
         for t, e, covs in ((os_t, os_e, OS_COVS), (lfs_t, lfs_e, LFS_COVS)):
@@ -380,7 +385,7 @@ class OutcomeProblem:
                 w = max(w, PROTECT_WEIGHT) + (PROTECT_PENALTY if a > 1 else 0.0)
                 self.lost += a > 1
             total += w * ((a * a if a <= 2 else 4.0 + 4.0 * (a - 2)) + (4.0 if a > 1 else 0.0))
-        return total
+        return settle(total)
 
     def n_matched(self, res):
         return sum(abs(miss(res.get(k), rule)) <= 1 for k, v, rule in self.targets)

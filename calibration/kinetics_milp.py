@@ -1,4 +1,4 @@
-"""The kinetics stage's linear programs (:mod:`cartlib.synth.fit_kinetics`, steps 1-3; HiGHS through
+"""The kinetics stage's linear programs (:mod:`calibration.fit_kinetics`, steps 1-3; HiGHS through
 scipy): Tlast days whose subgroup medians sit inside their windows, Cmax/AUC value bands, and the
 order-kept values.
 """

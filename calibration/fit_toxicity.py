@@ -9,7 +9,7 @@ every count and marginal distribution is kept exactly):
 * **toxicity bundles** (:data:`TOXICITY_KEYS`: CRS grade and onset, ICANS, ANC nadir and
   neutropenia, infections, HLH, GVHD, drugs, IL-6) move whole, so every toxicity count and
   every association inside a bundle is unchanged. The HLH patient keeps its bundle (its
-  pre-LD MRD was set by :func:`cartlib.synth.calibrate.nudge`), and so does a GVHD bundle.
+  pre-LD MRD was set by :func:`calibration.nudges.nudge`), and so does a GVHD bundle.
 * **post-LD MRD** (``mrd_postld`` with its latent ``log10_mrd_postld``) moves between
   patients only when the new pairing with the patient's (fixed) pre-LD MRD is a plausible
   lymphodepletion shift of the model, |z| <= ``z_max`` of ``post_shift_mean/sd_log10`` or no
@@ -55,6 +55,11 @@ import math
 
 import numpy as np
 
+from cartlib.scorecard import within_tolerance
+from cartlib.synth.model import load_parameters
+
+from .figures import paper_figures
+from .outcome_objective import LFS_COVS, OS_COVS, OutcomeProblem, cox_fit, cox_keys, survival_arrays
 from .table2_objective import SEVERE_GRADE, covariate, table2_loss, table2_targets
 
 #: every key :func:`cartlib.synth.model.toxicity` returns (one bundle per patient)
@@ -80,8 +85,6 @@ def post_ld_pairing_ok(s, z_max=1.96):
     >>> post_ld_pairing_ok(s).astype(int).tolist()
     [[1, 0, 0], [0, 1, 1], [0, 1, 1]]
     """
-    from .model import load_parameters
-
     m = load_parameters()["mrd"]
     pre = np.asarray(s["mrd_preld"], float)
     lpre = np.where(pre > 0, np.log10(np.where(pre > 0, pre, 1.0)), np.asarray(s["log10_mrd_preld"], float))
@@ -130,12 +133,8 @@ def survival_guard(s, figures, params=None, margin=0.5):
     for HRs and CI bounds; a p-value also stays on the paper's side of 0.05).
     Times, events and B-cell aplasia durations are derived exactly as :mod:`cartlib.derive`
     derives them from the tables (lab days ``s["bcell_visit_days"]``; the helpers of
-    :mod:`cartlib.synth.fit_outcomes`). None when a key is missing or the start has no fit.
+    :mod:`calibration.fit_outcomes`). None when a key is missing or the start has no fit.
     """
-    from ..scorecard import within_tolerance
-    from .outcome_objective import LFS_COVS, OS_COVS, OutcomeProblem, cox_fit, cox_keys, survival_arrays
-    from .model import load_parameters
-
     need = ("relapse_day", "death_day", "admin_day", "hsct_day", "cr", "mrd_neg", "prior_cart", "bca",
             "bca_onset_true", "bca_end_true", "female", "neutropenia_grade", "crs_grade", "icans")
     if not all(k in s for k in need):
@@ -231,7 +230,6 @@ def fit_toxicity(s, figures=None, *, seed=0, iterations=100, kicks=2, move_weigh
     True
     """
     if figures is None:
-        from .calibrate import paper_figures
         figures = paper_figures()
     figures = list(figures)
     out = dict(s)
