@@ -95,9 +95,15 @@ def test_single_patient_group_without_event_is_monotone():
 
 
 def test_no_events_and_constant_covariate():
-    assert CoxModel().fit(COHORT.assign(event=0), "time", "event", ["x1"]).reason == "no events"
+    m = CoxModel().fit(COHORT.assign(event=0), "time", "event", ["x1", "const"])
+    assert m.reason == "no events" and m.summary["hr"].isna().all()
+    assert (m.summary["reason"] == "no events").all()
+    # a constant covariate is dropped, as coxph does, and the other is fitted as if alone
     m = CoxModel().fit(COHORT, "time", "event", ["x1", "const"])
-    assert "constant" in m.reason and m.summary["hr"].isna().all()
+    alone = CoxModel().fit(COHORT, "time", "event", ["x1"])
+    assert m.reason is None and m.converged and m.fitted_covariates == ["x1"]
+    assert m.summary.loc["x1", "hr"] == alone.summary.loc["x1", "hr"]
+    assert np.isnan(m.summary.loc["const", "hr"]) and list(m.zph().index) == ["x1", "GLOBAL"]
 
 
 def test_missing_rows_are_dropped_like_na_omit():
@@ -180,3 +186,98 @@ def test_newton_fallback_also_follows_a_failed_convergence_warning(monkeypatch):
     m = CoxModel().fit(data, "time", "event", ["x"])
     assert m.reason is None and m.converged
     assert abs(m.summary.loc["x", "coef"] - r["coef"]) < 1e-6 and abs(m.loglik - r["loglik"]) < 1e-6
+
+
+# --- degenerate models: R's coxph drops what it cannot estimate (make_golden_degenerate.R) ------
+
+DEGENERATE = pd.read_csv(GOLD / "degenerate_cohort.csv")
+DEGENERATE_R = pd.read_csv(GOLD / "degenerate_cox.csv")
+DEGENERATE_ZPH = pd.read_csv(GOLD / "degenerate_zph.csv")
+# the golden's tiny frame: x varies only in a patient censored before the first death
+OUTSIDE_RISK_SETS = pd.DataFrame({"time_mo": range(1, 9), "event": [0, 1, 1, 0, 1, 1, 0, 1],
+                                  "x": [1, 0, 0, 0, 0, 0, 0, 0], "w": [1, 0, 1, 0, 0, 1, 1, 0]})
+
+
+def _assert_matches_r(m, ref):
+    """Estimated rows equal R's to 1e-6 (ratios relative); R's NA rows are NaN with a reason."""
+    s = m.summary.loc[ref.index]
+    estimated = ref["coef"].notna()
+    for col in ("coef", "se", "z", "p"):
+        np.testing.assert_allclose(s.loc[estimated, col].astype(float), ref.loc[estimated, col], rtol=0, atol=TOL,
+                                   err_msg=col)
+    for col in ("hr", "hr_lo", "hr_hi"):
+        np.testing.assert_allclose(s.loc[estimated, col].astype(float), ref.loc[estimated, col], rtol=TOL, err_msg=col)
+    assert s.loc[estimated, "reason"].isna().all()
+    assert s.loc[~estimated, ["coef", "se", "hr", "hr_lo", "hr_hi", "z", "p"]].isna().all().all()
+    assert all("dropped from the model" in why for why in s.loc[~estimated, "reason"])
+    assert (m.n, m.n_events) == (ref["n"].iloc[0], ref["n_events"].iloc[0])
+
+
+@pytest.mark.parametrize("model", [m for m in DEGENERATE_R["model"].unique() if not m.startswith("uni_")])
+def test_degenerate_model_matches_coxph(model):
+    ref = DEGENERATE_R[DEGENERATE_R["model"] == model].set_index("term")
+    data = OUTSIDE_RISK_SETS if model == "outside_risk_sets" else DEGENERATE
+    m = CoxModel().fit(data, "time_mo", "event", list(ref.index))
+    assert m.reason is None and m.converged
+    assert list(m.summary.index) == list(ref.index)           # R's order, dropped terms included
+    assert m.fitted_covariates == list(ref.index[ref["coef"].notna()])
+    _assert_matches_r(m, ref)
+    assert m.loglik == pytest.approx(ref["loglik"].iloc[0], abs=TOL)
+    zph = DEGENERATE_ZPH[DEGENERATE_ZPH["model"] == model].set_index("term")
+    if len(zph):                                               # cox.zph leaves the NA terms out
+        z = m.zph()
+        assert list(z.index) == list(zph.index)
+        np.testing.assert_allclose(z["chisq"], zph["chisq"], rtol=0, atol=TOL)
+        np.testing.assert_allclose(z["p"], zph["p"], rtol=0, atol=TOL)
+
+
+def test_reasons_name_the_degeneracy():
+    covs = ["prior_cart", "no_prior_cart", "neutropenia_g4", "icans", "bca_duration_days", "bca_duration_weeks"]
+    m = CoxModel().fit(DEGENERATE, "time_mo", "event", covs)
+    assert m.dropped == {
+        "no_prior_cart": "no_prior_cart is collinear with prior_cart in this cohort: dropped from the model, as R does",
+        "icans": "icans is constant in this cohort: dropped from the model, as R does",
+        "bca_duration_weeks": "bca_duration_weeks is collinear with bca_duration_days in this cohort: "
+                              "dropped from the model, as R does"}
+    # R keeps the first of two aliased terms: in the other order the complement is kept
+    first = CoxModel().fit(DEGENERATE, "time_mo", "event", ["prior_cart", "no_prior_cart", "neutropenia_g4"])
+    swapped = CoxModel().fit(DEGENERATE, "time_mo", "event", ["no_prior_cart", "prior_cart", "neutropenia_g4"])
+    assert swapped.fitted_covariates == ["no_prior_cart", "neutropenia_g4"]
+    assert swapped.summary.loc["no_prior_cart", "coef"] == pytest.approx(-first.summary.loc["prior_cart", "coef"],
+                                                                         abs=1e-8)
+    m = CoxModel().fit(OUTSIDE_RISK_SETS, "time_mo", "event", ["w", "x"])
+    assert m.dropped["x"].startswith("x does not vary within any risk set")
+
+
+def test_all_missing_covariate_is_dropped_not_every_row():
+    # R would remove every row (na.omit) and stop; the column is dropped and the rest fitted as
+    # R fits the formula without it
+    covs = ["no_prior_cart", "neutropenia_g4", "crs_ge_3", "icans", "hsct_after", "bca_duration_days"]
+    m = CoxModel().fit(DEGENERATE, "time_mo", "event", [*covs, "il6_unmeasured"])
+    assert m.reason is None and m.n == 78
+    assert m.dropped["il6_unmeasured"].startswith("il6_unmeasured is missing for every patient")
+    _assert_matches_r(m, DEGENERATE_R[DEGENERATE_R["model"] == "os_table1b"].set_index("term"))
+    only = CoxModel().fit(DEGENERATE, "time_mo", "event", ["il6_unmeasured"])
+    assert only.reason == "no covariate can be estimated" and not only.converged
+    assert only.summary.loc["il6_unmeasured", "reason"] == only.dropped["il6_unmeasured"]
+    assert only.zph()["p"].isna().all()
+
+
+def test_monotone_likelihood_stays_null_beside_a_dropped_covariate():
+    m = CoxModel().fit(COHORT, "time", "event", ["x1", "noevent_grp", "const"])
+    assert not m.converged and "monotone" in m.reason
+    assert m.summary[["hr", "p"]].isna().all().all()
+    assert m.summary.loc["x1", "reason"] == m.reason and "constant" in m.summary.loc["const", "reason"]
+
+
+def test_screen_with_a_constant_covariate():
+    covs = ["female", "icans", "neutropenia_g4", "hsct_after", "bca_duration_days"]
+    screen = cox_screen(DEGENERATE, "time_mo", "event", covs, screen_p=0.2)
+    ref = DEGENERATE_R[DEGENERATE_R["model"].isin([f"uni_{c}" for c in covs])].set_index("term").loc[covs]
+    assert screen.table.loc["icans", "reason"] == "icans is constant in this cohort: dropped from the model, as R does"
+    assert screen.table.loc["icans", ["hr", "p"]].isna().all()
+    others = [c for c in covs if c != "icans"]
+    np.testing.assert_allclose(screen.table.loc[others, "hr"].astype(float), ref.loc[others, "hr"], rtol=TOL)
+    np.testing.assert_allclose(screen.table.loc[others, "p"].astype(float), ref.loc[others, "p"], atol=TOL)
+    assert screen.table.loc[others, "reason"].isna().all()
+    assert screen.selected == [c for c in others if ref.loc[c, "p"] < 0.2] == ["bca_duration_days"]

@@ -94,3 +94,93 @@ def test_non_numeric_covariate_raises():
     df = pd.DataFrame({"y": [0, 1, 0, 1], "x": ["a", "b", "1", "2"]})
     with pytest.raises(ValueError, match="non-numeric"):
         LogisticModel().fit(df, "y", ["x"])
+
+
+# --- degenerate models: R's glm drops what it cannot estimate (make_golden_degenerate.R) --------
+
+DEGENERATE = pd.read_csv(GOLD / "data_degenerate.csv")
+DEGENERATE_R = pd.read_csv(GOLD / "fit_degenerate.csv")
+
+
+def _assert_matches_r(m, ref):
+    """Estimated rows equal R's to 1e-6 (ratios relative); R's NA rows are NaN with a reason."""
+    s = m.summary.loc[ref.index]
+    estimated = ref["coef"].notna()
+    for col in ("coef", "se", "z", "p"):
+        np.testing.assert_allclose(s.loc[estimated, col].astype(float), ref.loc[estimated, col], rtol=0, atol=TOL,
+                                   err_msg=col)
+    for col in ("or", "or_lo", "or_hi"):
+        np.testing.assert_allclose(s.loc[estimated, col].astype(float), ref.loc[estimated, col], rtol=TOL, err_msg=col)
+    assert s.loc[estimated, "reason"].isna().all()
+    assert s.loc[~estimated, _NUMBERS].isna().all().all()
+    assert all("dropped from the model" in why for why in s.loc[~estimated, "reason"])
+    assert m.n == ref["n"].iloc[0]
+
+
+_NUMBERS = ["coef", "se", "or", "or_lo", "or_hi", "z", "p"]
+
+
+@pytest.mark.parametrize("model", [m for m in DEGENERATE_R["model"].unique() if not m.startswith("uni_")])
+def test_degenerate_model_matches_glm(model):
+    ref = DEGENERATE_R[DEGENERATE_R["model"] == model].set_index("term")
+    m = LogisticModel().fit(DEGENERATE, "crs_ge_3", list(ref.index))
+    assert m.reason is None and not m.separation
+    assert list(m.summary.index) == list(ref.index)           # R's order, aliased terms included
+    assert m.fitted_covariates == list(ref.index[ref["coef"].notna()])
+    _assert_matches_r(m, ref)
+
+
+def test_reasons_name_the_degeneracy():
+    covs = ["female", "no_prior_hsct", "prior_hsct", "icans", "bca_duration_days", "bca_duration_weeks"]
+    m = LogisticModel().fit(DEGENERATE, "crs_ge_3", covs)
+    assert m.dropped == {
+        "prior_hsct": "prior_hsct is collinear with no_prior_hsct in this cohort: dropped from the model, as R does",
+        "icans": "icans is constant in this cohort: dropped from the model, as R does",
+        "bca_duration_weeks": "bca_duration_weeks is collinear with bca_duration_days in this cohort: "
+                              "dropped from the model, as R does"}
+    assert m.n_dropped == 2                                    # icans missing: rows go first, as na.omit
+
+
+def test_all_missing_covariate_is_dropped_not_every_row():
+    ref = DEGENERATE_R[DEGENERATE_R["model"] == "scrs_aliased"].set_index("term")
+    m = LogisticModel().fit(DEGENERATE, "crs_ge_3", [*ref.index, "il6_unmeasured"])
+    assert m.reason is None and m.n_dropped == 2
+    assert m.dropped["il6_unmeasured"].startswith("il6_unmeasured is missing for every patient")
+    _assert_matches_r(m, ref)
+    only = LogisticModel().fit(DEGENERATE, "crs_ge_3", ["il6_unmeasured"])
+    assert only.reason == "no covariate can be estimated" and only.summary.loc["il6_unmeasured", _NUMBERS].isna().all()
+
+
+def test_separation_stays_null_beside_a_dropped_covariate():
+    # nobody with a prior CAR-T had severe CRS: no finite estimate, whatever else is dropped
+    m = LogisticModel().fit(DEGENERATE, "crs_ge_3", ["female", "icans", "prior_cart", "no_prior_cart"])
+    assert m.separation and "separation" in m.reason
+    assert m.summary[["or", "p"]].isna().all().all()
+    assert m.summary.loc["female", "reason"] == m.reason
+    assert "constant" in m.summary.loc["icans", "reason"] and "collinear" in m.summary.loc["no_prior_cart", "reason"]
+
+
+def test_screen_with_a_constant_covariate():
+    covs = ["female", "icans", "preld_mrd_lt_1e3", "dose_lt_median"]
+    res = logistic_screen(DEGENERATE, "crs_ge_3", covs, screen_p=0.2)
+    ref = DEGENERATE_R[DEGENERATE_R["model"].isin([f"uni_{c}" for c in covs])].set_index("term").loc[covs]
+    assert res.table.loc["icans", "reason"] == "icans is constant in this cohort: dropped from the model, as R does"
+    assert res.table.loc["icans", ["or", "p"]].isna().all() and res.table.loc["icans", "n"] == 78
+    others = [c for c in covs if c != "icans"]
+    np.testing.assert_allclose(res.table.loc[others, "or"].astype(float), ref.loc[others, "or"], rtol=TOL)
+    np.testing.assert_allclose(res.table.loc[others, "p"].astype(float), ref.loc[others, "p"], atol=TOL)
+    assert res.table.loc[others, "reason"].isna().all()
+    assert res.selected == [c for c in others if ref.loc[c, "p"] < 0.2] == ["preld_mrd_lt_1e3"]
+
+
+def test_nearly_collinear_covariates_are_kept():
+    # only exact (to ~1e-9 of the variance) dependence drops a column: a covariate sharing
+    # 99.99 % of its variance with another is fitted, as glm fits it
+    from cartlib.stats.design import estimable_columns
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=200)
+    df = pd.DataFrame({"x": x, "near": x + 0.01 * rng.normal(size=200), "unit": 1000 * x - 7})
+    kept, dropped = estimable_columns(df, ["x", "near", "unit"])
+    assert kept == ["x", "near"] and list(dropped) == ["unit"]
+    assert np.corrcoef(df["x"], df["near"])[0, 1] > 0.9999

@@ -3,8 +3,11 @@
 Fits use lifelines' ``CoxPHFitter`` (no penalty, tightened Newton–Raphson tolerances) and
 agree with R ``coxph(ties="efron")``; the Efron risk-set sums needed for the
 Grambsch–Therneau test (and the Mantel–Byar score test in ``timevarying``) are computed here.
-A model that cannot be estimated (no events, a constant covariate, monotone likelihood, no
-convergence) reports NaN estimates with a ``reason``, never a huge hazard ratio.
+A covariate that is constant, collinear with covariates before it, or missing for every patient
+is dropped from the model with a ``reason`` and the others fitted, as ``coxph`` gives it an NA
+coefficient (:mod:`cartlib.stats.design`). A model that cannot be estimated (no events,
+monotone likelihood, no convergence) reports NaN estimates with a ``reason``, never a huge
+hazard ratio.
 """
 from __future__ import annotations
 
@@ -14,13 +17,14 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from .design import all_missing_columns, estimable_columns
 from .screening import ScreenResult
 
 __all__ = ["CoxModel", "cox_screen", "efron_terms"]
 
 _SUMMARY_COLS = ["coef", "se", "hr", "hr_lo", "hr_hi", "z", "p", "reason"]
 # lifelines stops at ~1e-7 by default; these make it agree with coxph(eps=1e-12) to < 1e-7
-_FIT_OPTIONS = {"precision": 1e-12, "r_precision": 1e-15, "max_steps": 200}
+FIT_OPTIONS = {"precision": 1e-12, "r_precision": 1e-15, "max_steps": 200}
 # |coef| or SE per standard deviation of the covariate beyond which the likelihood is taken to be
 # monotone (an infinite estimate): a real effect of e^15 per SD does not occur in these data, while
 # a group without events gives SEs of 1e3 to 1e6 per SD.
@@ -64,7 +68,8 @@ def efron_terms(start, stop, event, X, beta):
         second = (s2[None] - frac[:, :, None] * d2[None]) / r0[:, None, None]
         scores[k] = X[dead].sum(0) - means.sum(0)
         infos[k] = (second - means[:, :, None] * means[:, None, :]).sum(0)
-        loglik += eta[dead].sum() - np.log(r0).sum() - d * eta.max()
+        with np.errstate(divide="ignore"):  # an empty risk set gives -inf, which the caller refuses
+            loglik += eta[dead].sum() - np.log(r0).sum() - d * eta.max()
     return loglik, times, scores, infos
 
 
@@ -102,7 +107,7 @@ def newton_raphson(terms, beta, max_iter=100, accept_eps=1e-12, done_eps=1e-12, 
     return None
 
 
-def _degenerate_reason(data: pd.DataFrame, covariates, n_events: int):
+def degenerate_reason(data: pd.DataFrame, covariates, n_events: int):
     """Why a Cox model on ``data`` cannot be estimated before trying (None if it can)."""
     if n_events == 0:
         return "no events"
@@ -115,12 +120,13 @@ def _degenerate_reason(data: pd.DataFrame, covariates, n_events: int):
     return None
 
 
-def _fit_problem(data: pd.DataFrame, covariates, coef, var, caught_warnings):
+def fit_problem(data: pd.DataFrame, covariates, coef, var, caught_warnings):
     """Why a finished fit must not be reported: infinite estimates or no convergence (else None)."""
     from lifelines.exceptions import ConvergenceWarning
 
     sd = data[covariates].std().to_numpy()
-    se = np.sqrt(np.diag(var))
+    with np.errstate(invalid="ignore"):  # a negative variance is itself the sign of a flat likelihood
+        se = np.sqrt(np.diag(var))
     flat = [c for c, b, s, k in zip(covariates, coef, se, sd)
             if not np.isfinite(b * s) or abs(b) * k > _MAX_STD_COEF or s * k > _MAX_STD_SE]
     if flat:
@@ -142,7 +148,7 @@ def _summary_frame(coef, var, covariates, alpha):
         index=pd.Index(covariates, name="covariate"))
 
 
-def _nan_summary(covariates, reason):
+def nan_summary(covariates, reason):
     out = pd.DataFrame(np.nan, index=pd.Index(covariates, name="covariate"), columns=_SUMMARY_COLS)
     out["reason"] = reason
     return out
@@ -160,9 +166,15 @@ def _km_left_limit(durations, events, at):
 class CoxModel:
     """Cox proportional hazards model with Efron ties, as R ``coxph(ties="efron")``.
 
-    ``summary`` (indexed by covariate): coef, se, hr, hr_lo, hr_hi, z, p (Wald), reason.
-    Also ``converged``, ``reason`` (None when all is well), ``loglik``, ``n``, ``n_events``.
-    Rows with a missing value in any model column are dropped (R's ``na.omit``).
+    ``summary`` (indexed by covariate, in the order given): coef, se, hr, hr_lo, hr_hi, z,
+    p (Wald), reason. Also ``converged``, ``reason`` (None when the model was fitted),
+    ``loglik``, ``n``, ``n_events``, ``fitted_covariates`` and ``dropped`` (covariate ->
+    reason). Rows with a missing value in any model column are dropped (R's ``na.omit``).
+    A covariate that is then constant, or collinear with covariates before it, is dropped from
+    the model as ``coxph`` does (NA coefficient; ``cox.zph`` leaves it out too) and the others
+    are fitted; a covariate missing for every patient is dropped instead of every row, where
+    R would stop (see :mod:`cartlib.stats.design`). A dropped covariate's row is NaN with its
+    reason.
 
     >>> df = pd.DataFrame({"t": [2, 3, 4, 5, 6, 7, 8, 9, 10, 11], "e": [1, 1, 1, 1, 0, 1, 1, 1, 0, 1],
     ...                    "x": [1, 1, 1, 0, 1, 0, 1, 0, 0, 0]})
@@ -171,6 +183,9 @@ class CoxModel:
     [4.1451, 0.1094]
     >>> CoxModel().fit(df.assign(e=0), "t", "e", ["x"]).reason
     'no events'
+    >>> m = CoxModel().fit(df.assign(k=0), "t", "e", ["x", "k"])   # R: coef of k is NA
+    >>> m.summary.loc["x", "hr"].round(4), m.summary.loc["k", "reason"]
+    (np.float64(4.1451), 'k is constant in this cohort: dropped from the model, as R does')
     """
 
     def __init__(self, ties: str = "efron", alpha: float = 0.05):
@@ -186,20 +201,45 @@ class CoxModel:
         missing = [c for c in [duration_col, event_col, *covariates] if c not in df.columns]
         if missing:
             raise ValueError(f"columns not in the data: {missing}")
-        data = df[[duration_col, event_col, *covariates]].astype(float).dropna()
+        self.dropped = all_missing_columns(df, covariates)
+        usable = [c for c in covariates if c not in self.dropped]
+        data = df[[duration_col, event_col, *usable]].astype(float).dropna()
         self.covariates, self.duration_col, self.event_col = covariates, duration_col, event_col
         self.data_ = data.reset_index(drop=True)
         self.n, self.n_events = len(data), int(data[event_col].sum())
         self.converged, self.loglik, self.params_, self.variance_ = False, np.nan, None, None
-        reason = _degenerate_reason(data, covariates, self.n_events)
+        self.fitted_covariates = usable
+        reason = "no events" if self.n_events == 0 else None
+        if reason is None and usable:
+            self.fitted_covariates, aliased = estimable_columns(data, usable, self._information_at_zero(usable))
+            self.dropped.update(aliased)
+        if reason is None and not self.fitted_covariates:
+            reason = "no covariate can be estimated"
         if reason is None:
-            reason = self._fit_lifelines(data)
+            reason = self._fit_lifelines(data[[duration_col, event_col, *self.fitted_covariates]])
         self.reason = reason
         if reason is not None:
-            self.summary = _nan_summary(covariates, reason)
-            return self
-        self.summary = _summary_frame(self.params_, self.variance_, covariates, self.alpha)
+            summary = nan_summary(self.fitted_covariates, reason)
+        else:
+            summary = _summary_frame(self.params_, self.variance_, self.fitted_covariates, self.alpha)
+        self.summary = self._with_dropped(summary)
         return self
+
+    def _information_at_zero(self, covariates):
+        """Efron information matrix at beta = 0: the cross-products ``coxph`` tests for singularity."""
+        t, e = self.data_[self.duration_col].to_numpy(), self.data_[self.event_col].to_numpy()
+        infos = efron_terms(np.full(t.size, -np.inf), t, e, self.data_[covariates].to_numpy(float),
+                            np.zeros(len(covariates)))[3]
+        return infos.sum(0)
+
+    def _with_dropped(self, summary):
+        """The summary with a NaN row (and its reason) for each dropped covariate, in the given order."""
+        if not self.dropped:
+            return summary
+        out = summary.reindex(pd.Index(self.covariates, name="covariate"))
+        for covariate, why in self.dropped.items():
+            out.loc[covariate, "reason"] = why
+        return out
 
     def _fit_lifelines(self, data):
         from lifelines import CoxPHFitter
@@ -209,14 +249,14 @@ class CoxModel:
             warnings.simplefilter("always")
             try:
                 cph = CoxPHFitter(penalizer=0.0, alpha=self.alpha).fit(
-                    data, self.duration_col, self.event_col, fit_options=_FIT_OPTIONS)
+                    data, self.duration_col, self.event_col, fit_options=FIT_OPTIONS)
                 failure = None
             except (ConvergenceError, np.linalg.LinAlgError) as err:
                 cph, failure = None, f"did not converge ({type(err).__name__})"
         if cph is not None:
-            coef = cph.params_[self.covariates].to_numpy()
-            var = cph.variance_matrix_.loc[self.covariates, self.covariates].to_numpy()
-            failure = _fit_problem(data, self.covariates, coef, var, caught)
+            coef = cph.params_[self.fitted_covariates].to_numpy()
+            var = cph.variance_matrix_.loc[self.fitted_covariates, self.fitted_covariates].to_numpy()
+            failure = fit_problem(data, self.fitted_covariates, coef, var, caught)
             if failure is None:
                 self.params_, self.variance_, self.converged = coef, var, True
                 self.loglik = float(cph.log_likelihood_)
@@ -228,7 +268,7 @@ class CoxModel:
         if fitted is None:
             return failure
         coef, var, loglik = fitted
-        reason = _fit_problem(data, self.covariates, coef, var, [])
+        reason = fit_problem(data, self.fitted_covariates, coef, var, [])
         if reason is None:
             self.params_, self.variance_, self.converged, self.loglik = coef, var, True, loglik
         return reason
@@ -240,7 +280,7 @@ class CoxModel:
         Returns (coef, variance, loglik), or None when it does not converge."""
         start = np.full(len(data), -np.inf)
         t, e = data[self.duration_col].to_numpy(), data[self.event_col].to_numpy()
-        X = data[self.covariates].to_numpy(float)
+        X = data[self.fitted_covariates].to_numpy(float)
 
         def terms(beta):
             ll, _, u, info = efron_terms(start, t, e, X, beta)
@@ -261,7 +301,8 @@ class CoxModel:
         Score test, at the fitted coefficients, for adding x·g(t) terms, g = 1 - S(t-) (KM,
         left-continuous) centred over the events, using the full information matrix of the
         augmented model (the survival >= 3.0 algorithm; Grambsch & Therneau 1994, Therneau &
-        Grambsch 2000 sec. 6.2). Rows: each covariate (df 1) and GLOBAL (df = p).
+        Grambsch 2000 sec. 6.2). Rows: each fitted covariate (df 1; a dropped one is left
+        out, as in R) and GLOBAL (df = p); every covariate, NaN, when the model was not fitted.
 
         >>> df = pd.DataFrame({"t": [2, 3, 4, 5, 6, 7, 8, 9, 10, 11], "e": [1, 1, 1, 1, 0, 1, 1, 1, 0, 1],
         ...                    "x": [1, 1, 1, 0, 1, 0, 1, 0, 0, 0]})
@@ -270,18 +311,18 @@ class CoxModel:
         """
         if transform != "km":
             raise ValueError("only transform='km' is implemented")
-        rows = [*self.covariates, "GLOBAL"]
         if self.reason is not None:
+            rows = [*self.covariates, "GLOBAL"]
             out = pd.DataFrame({"chisq": np.nan, "df": np.nan, "p": np.nan}, index=rows)
             out["reason"] = self.reason
             return out
         t = self.data_[self.duration_col].to_numpy()
         e = self.data_[self.event_col].to_numpy()
-        X = self.data_[self.covariates].to_numpy()
+        X = self.data_[self.fitted_covariates].to_numpy()
         _, times, scores, infos = efron_terms(np.full(t.size, -np.inf), t, e, X, self.params_)
         g_obs = _km_left_limit(t, e, t)
         g = _km_left_limit(t, e, times) - g_obs[e == 1].mean()
-        return _zph_tests(scores, infos, g, rows)
+        return _zph_tests(scores, infos, g, [*self.fitted_covariates, "GLOBAL"])
 
 
 def _zph_tests(scores, infos, g, rows):
@@ -313,15 +354,16 @@ def cox_screen(df: pd.DataFrame, duration_col: str, event_col: str, covariates, 
 
     ``.table`` is indexed by covariate with coef, se, hr, hr_lo, hr_hi, z, p, reason;
     ``.selected`` lists the covariates with p < ``screen_p`` (the paper's entry rule), in
-    the given order. A covariate whose model cannot be estimated has NaN and is not selected.
+    the given order. A covariate whose model cannot be estimated (e.g. constant: R gives NA)
+    has NaN with a ``reason`` and is not selected.
 
     >>> df = pd.DataFrame({"t": [2, 3, 4, 5, 6, 7, 8, 9, 10, 11], "e": [1, 1, 1, 1, 0, 1, 1, 1, 0, 1],
     ...                    "x": [1, 1, 1, 0, 1, 0, 1, 0, 0, 0], "k": 1})
     >>> res = cox_screen(df, "t", "e", ["x", "k"])
     >>> res.selected, res.table.loc["k", "reason"]
-    (['x'], 'covariate(s) constant: k')
+    (['x'], 'k is constant in this cohort: dropped from the model, as R does')
     """
     frames = [CoxModel(alpha=alpha).fit(df, duration_col, event_col, [c]).summary for c in covariates]
-    results = pd.concat(frames) if frames else _nan_summary([], None)
+    results = pd.concat(frames) if frames else nan_summary([], None)
     selected = [c for c in covariates if results.loc[c, "p"] < screen_p]
     return ScreenResult(results, selected, screen_p)

@@ -2,6 +2,9 @@
 
 Fitted with statsmodels ``Logit`` (Newton–Raphson); results equal R
 ``glm(family = binomial)`` with ``confint.default`` (goldens in ``tests/golden/glm``).
+A covariate that is constant, collinear with the intercept and covariates before it, or
+missing for every patient is dropped with a ``reason`` and the others fitted, as ``glm``
+gives it an NA coefficient (:mod:`cartlib.stats.design`).
 Under complete or quasi-complete separation the maximum likelihood estimate does not
 exist: the fitter stops at some huge coefficient, and the OR / CI / p it would give
 are artefacts of the stopping rule, so they are reported as NaN with a ``reason``.
@@ -15,6 +18,7 @@ import pandas as pd
 import statsmodels.api as sm
 from scipy import stats
 
+from .design import all_missing_columns, estimable_columns
 from .screening import ScreenResult   # shared with the Cox screen
 
 __all__ = ["LogisticModel", "ScreenResult", "logistic_screen"]
@@ -36,11 +40,12 @@ def _complete_cases(df: pd.DataFrame, outcome: str, covariates: list[str]):
     bad = [c for c in data.columns if (data[c].isna() & df[c].notna()).any()]
     if bad:
         raise ValueError(f"non-numeric values in {bad}")
-    kept = data.dropna()
+    empty = all_missing_columns(data, covariates)
+    kept = data.drop(columns=list(empty)).dropna()
     y = kept[outcome]
     if not y.isin([0, 1]).all():
         raise ValueError(f"outcome {outcome!r} must be 0/1")
-    return kept, len(data) - len(kept)
+    return kept, len(data) - len(kept), empty
 
 
 class LogisticModel:
@@ -49,14 +54,23 @@ class LogisticModel:
     ``fit(df, outcome, covariates)`` returns self; ``summary`` is indexed by covariate
     with coef, se, or, or_lo, or_hi (Wald, ``confint.default``), z, p (Wald) and
     ``reason`` (None, or why or/CI/p are NaN). Rows with a missing value in the
-    outcome or a covariate are dropped (``n_dropped``). Separation (statsmodels'
-    perfect-separation signal, no convergence, or fitted probabilities at 0/1 together
-    with a diverging coefficient) sets ``separation = True`` and NaN in or/CI/z/p.
+    outcome or a covariate are dropped (``n_dropped``). A covariate that is then constant,
+    or collinear with the intercept and covariates before it, is dropped from the model as
+    ``glm`` does (NA coefficient) and the others are fitted; a covariate missing for every
+    patient is dropped instead of every row, where R would stop (see
+    :mod:`cartlib.stats.design`). Dropped covariates (``dropped``: name -> reason) have a
+    NaN row with their reason; ``fitted_covariates`` are the others. ``reason`` is None when
+    the model was fitted. Separation (statsmodels' perfect-separation signal, no
+    convergence, or fitted probabilities at 0/1 together with a diverging coefficient)
+    sets ``separation = True`` and NaN in or/CI/z/p.
 
     >>> df = pd.DataFrame({"y": [0, 0, 1, 1, 0, 1, 0, 1, 1, 0], "x": [1, 2, 3, 4, 5, 6, 2, 8, 3, 1]})
     >>> m = LogisticModel().fit(df, "y", ["x"])
     >>> m.summary.loc["x", ["coef", "or", "p"]].astype(float).round(4).tolist()
     [0.8797, 2.4102, 0.1222]
+    >>> m = LogisticModel().fit(df.assign(k=1), "y", ["x", "k"])   # R: coef of k is NA
+    >>> round(float(m.summary.loc["x", "or"]), 4), m.dropped
+    (2.4102, {'k': 'k is constant in this cohort: dropped from the model, as R does'})
     >>> sep = pd.DataFrame({"y": [0, 0, 0, 1, 1, 1], "x": [1, 2, 3, 4, 5, 6]})
     >>> m = LogisticModel().fit(sep, "y", ["x"])
     >>> m.separation, m.summary.loc["x", ["or", "p"]].isna().all()
@@ -70,46 +84,62 @@ class LogisticModel:
 
     def fit(self, df: pd.DataFrame, outcome: str, covariates):
         covariates = [covariates] if isinstance(covariates, str) else list(covariates)
-        kept, self.n_dropped = _complete_cases(df, outcome, covariates)
+        kept, self.n_dropped, self.dropped = _complete_cases(df, outcome, covariates)
         self.outcome, self.covariates, self.n = outcome, covariates, len(kept)
+        self.fitted_covariates = [c for c in covariates if c not in self.dropped]
         self.n_events = int(kept[outcome].sum())
-        self.separation, self.reason = False, None
-        if self.n_events in (0, self.n) or self.n <= len(covariates) + 1:
-            self.reason = "outcome constant" if self.n_events in (0, self.n) else "too few observations"
-            self.summary = self._empty(self.reason)
-            return self
-        X = sm.add_constant(kept[covariates].astype(float), has_constant="add")
-        if np.linalg.matrix_rank(X.to_numpy()) < X.shape[1]:
-            self.reason = "covariates are collinear (or one is constant)"
-            self.summary = self._empty(self.reason)
-            return self
+        self.separation, self.reason, self.result_ = False, None, None
+        if self.n_events in (0, self.n):
+            return self._not_fitted("outcome constant")
+        if self.fitted_covariates:
+            self.fitted_covariates, aliased = estimable_columns(kept, self.fitted_covariates)
+            self.dropped.update(aliased)
+        if not self.fitted_covariates:
+            return self._not_fitted("no covariate can be estimated")
+        if self.n <= len(self.fitted_covariates) + 1:
+            return self._not_fitted("too few observations")
+        X = sm.add_constant(kept[self.fitted_covariates].astype(float), has_constant="add")
+        if np.linalg.matrix_rank(X.to_numpy()) < X.shape[1]:   # a safety net behind estimable_columns
+            return self._not_fitted("covariates are collinear")
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             try:
                 res = sm.Logit(kept[outcome].astype(float), X).fit(method="newton", maxiter=100, disp=0)
             except np.linalg.LinAlgError:
-                self.reason = "information matrix singular (separation or collinearity)"
-                self.summary = self._empty(self.reason)
-                return self
+                return self._not_fitted("information matrix singular (separation or collinearity)")
             except Exception as err:   # statsmodels < 0.14 raised PerfectSeparationError
                 if "separation" not in str(err).lower():
                     raise
                 res = None
         signals = [str(w.message) for w in caught]
         self.result_ = res
-        self.summary = self._table(res, signals)
+        self.summary = self._with_dropped(self._table(res, signals))
+        return self
+
+    def _not_fitted(self, reason):
+        self.reason = reason
+        self.summary = self._with_dropped(self._empty(reason))
         return self
 
     def _empty(self, reason):
-        out = pd.DataFrame(np.nan, index=pd.Index(self.covariates, name="covariate"), columns=_COLUMNS)
+        out = pd.DataFrame(np.nan, index=pd.Index(self.fitted_covariates, name="covariate"), columns=_COLUMNS)
         out["reason"] = reason
+        return out
+
+    def _with_dropped(self, summary):
+        """The summary with a NaN row (and its reason) for each dropped covariate, in the given order."""
+        if not self.dropped:
+            return summary
+        out = summary.reindex(pd.Index(self.covariates, name="covariate"))
+        for covariate, why in self.dropped.items():
+            out.loc[covariate, "reason"] = why
         return out
 
     def _table(self, res, signals):
         if res is None:
             self.separation, self.reason = True, "perfect separation (no finite maximum likelihood estimate)"
             return self._empty(self.reason)
-        coef, se = res.params[self.covariates], res.bse[self.covariates]
+        coef, se = res.params[self.fitted_covariates], res.bse[self.fitted_covariates]
         fitted = res.predict()
         at_boundary = bool(np.any((fitted < _BOUNDARY) | (fitted > 1 - _BOUNDARY)))
         # a large intercept alone is legitimate (e.g. uncentred covariates); look at the covariates

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from cartlib.stats.cox import (_FIT_OPTIONS, _degenerate_reason, _fit_problem, _nan_summary,
+from cartlib.stats.cox import (FIT_OPTIONS, degenerate_reason, fit_problem, nan_summary,
                                _summary_frame, efron_terms)
 
 __all__ = ["to_start_stop", "TimeVaryingCox", "MantelByarResult", "mantel_byar_test",
@@ -92,14 +92,14 @@ class TimeVaryingCox:
         self.cols_ = (start_col, stop_col, event_col)
         self.n, self.n_events = len(data), int(data[event_col].sum())
         self.converged, self.loglik = False, np.nan
-        reason = _degenerate_reason(data, covariates, self.n_events)
+        reason = degenerate_reason(data, covariates, self.n_events)
         if reason is None:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
                 try:
                     ctv = CoxTimeVaryingFitter(penalizer=0.0, alpha=self.alpha).fit(
                         data, event_col=event_col, start_col=start_col, stop_col=stop_col,
-                        id_col=id_col, fit_options=_FIT_OPTIONS)
+                        id_col=id_col, fit_options=FIT_OPTIONS)
                 except (ConvergenceError, np.linalg.LinAlgError) as err:
                     reason = f"did not converge ({type(err).__name__})"
             if reason is None:
@@ -107,10 +107,10 @@ class TimeVaryingCox:
                 # lifelines labels only the rows of this matrix; its order is that of params_
                 pos = [list(ctv.params_.index).index(c) for c in covariates]
                 var = np.asarray(ctv.variance_matrix_)[np.ix_(pos, pos)]
-                reason = _fit_problem(data, covariates, coef, var, caught)
+                reason = fit_problem(data, covariates, coef, var, caught)
         self.reason = reason
         if reason is not None:
-            self.summary = _nan_summary(covariates, reason)
+            self.summary = nan_summary(covariates, reason)
             return self
         self.converged, self.loglik = True, float(ctv.log_likelihood_)
         self.summary = _summary_frame(coef, var, covariates, self.alpha)
