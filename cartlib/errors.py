@@ -1,7 +1,23 @@
-"""The one exception for bad cohort input, and the record of one violation."""
+"""The one exception for bad cohort input, the record of one violation, and how messages
+write values and limits."""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+
+MESSAGE_VALUE_CHARS = 60
+"""Values (and column names) longer than this are cut in messages, ``…`` marking the cut."""
+
+
+def format_number(x: float) -> str:
+    """A limit as messages write it: ``36525`` -> ``'36,525'``, ``1e12`` -> ``'1e12'``, ``0.5`` -> ``'0.5'``.
+
+    >>> format_number(36525), format_number(1e12), format_number(1e9), format_number(1e-5), format_number(-365.0)
+    ('36,525', '1e12', '1e9', '1e-5', '-365')
+    """
+    if isinstance(x, int) or (float(x).is_integer() and abs(x) < 1e7):
+        return f"{int(x):,}"
+    return re.sub(r"e\+?(-?)0*(\d)", r"e\1\2", f"{x:g}")
 
 
 @dataclass(frozen=True, order=True)
@@ -13,6 +29,8 @@ class Violation:
 
     >>> str(Violation("subjects", 3, "AGE", "-1", "must be between 0 and 30"))
     "subjects, row 3, column AGE, value '-1': must be between 0 and 30"
+    >>> len(Violation("labs", 2, "NOTE", "x" * 5000, "too long").value)
+    61
     """
 
     table: str
@@ -20,6 +38,19 @@ class Violation:
     column: str | None
     value: str | None
     rule: str
+
+    def __post_init__(self):
+        # A message never carries a huge value (cut at MESSAGE_VALUE_CHARS) nor text that cannot
+        # be printed (undecodable file-name bytes are escaped).
+        for name in ("table", "column", "value", "rule"):
+            text = getattr(self, name)
+            if text is None:
+                continue
+            if name in ("column", "value") and len(text) > MESSAGE_VALUE_CHARS:
+                text = text[:MESSAGE_VALUE_CHARS] + "…"
+            if not text.isascii():
+                text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+            object.__setattr__(self, name, text)
 
     def __str__(self) -> str:
         parts = [self.table]

@@ -1,10 +1,13 @@
-"""The data-contract rules (``../shared/spec/DATA_CONTRACT.md``) applied to raw text tables.
+"""The cohort rules of ``docs/COHORT.md`` (tables, columns, codes, ranges) applied to raw text tables.
 
 The loader (:mod:`cartlib.io`) reads every cell as text and hands the tables here
 as DataFrames whose index is the spreadsheet row number (header = row 1), so a
-failure can name the row and the raw value the user typed. Column-level rules run
-through pandera (``lazy=True`` collects every failure); rules spanning tables or
-rows are written by hand. :func:`check_tables` returns the list of
+failure can name the row and the raw value the user typed. Every cell rule runs on a
+column's distinct texts (long tables repeat values) and is mapped back to the rows, so
+a check costs one vectorised pass per column; a cell breaks at most one rule, the first
+of: size, blank, number shape, finiteness, whole number, range, code. The privacy rules
+(identifier-like column names, calendar dates, pseudonymous USUBJID) are in
+:mod:`cartlib.privacy`. :func:`check_tables` returns the list of
 :class:`~cartlib.errors.Violation`; raising is the loader's job.
 """
 from __future__ import annotations
@@ -14,29 +17,35 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-try:
-    import pandera.pandas as pa
-except ImportError:  # pandera before the pandera.pandas namespace (pyproject allows >= 0.20)
-    import pandera as pa
-from pandera.errors import SchemaErrors
 
-from cartlib.errors import Violation
+from cartlib.errors import Violation, format_number
+from cartlib.privacy import (IDENTIFIER_CONCEPTS, dates_among, distinct, flags, identifier_concept, mask,
+                             normalise_name, usubjid_problems)
 
 TABLES = ("subjects", "events", "adverse_events", "medications", "pk", "labs")
 
-_NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
-# Calendar dates in the spellings exports produce: ISO (optionally with a time,
-# which is how an xlsx datetime cell reads as text), d/m/y or m/d/y, y/m/d, 04-Mar-2021.
-_DATE = re.compile(
-    r"^(\d{4}[-/.]\d{1,2}[-/.]\d{1,2}([ T]\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?)?"
-    r"|\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4}"
-    r"|\d{1,2}[- ]?(jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?[- ,]+\d{2,4})$",
-    re.IGNORECASE,
-)
-IDENTIFIER_NAMES = frozenset(
-    {"NAME", "PATIENT_NAME", "FIRST_NAME", "LAST_NAME", "SURNAME", "DOB", "MRN",
-     "PHONE", "ADDRESS", "EMAIL", "NATIONAL_ID"}
-)
+MAX_CELL_CHARS = 10_000
+"""Longest cell accepted, in characters (a contract value is a few characters; a long cell is a
+pasted document or an attack on memory)."""
+DAY_MIN, DAY_MAX = -365, 36_525
+"""Study days lie from a year before infusion to 100 years after it."""
+MAX_DX_TO_INF_MO = 360
+"""Months from diagnosis to infusion: at most 30 years, the AGE cap."""
+MAX_DOSE = 1_000
+"""CAR-T dose cap, 10^6 cells/kg (doses given are about 0.1 to 10)."""
+MAX_CONC = 1e12
+"""pk CONC cap, copies/µg DNA (far above any qPCR result; keeps AUCs finite)."""
+MAX_LAB_VALUE = 1e9
+"""labs VALUE cap (IL-6 in pg/mL and ANC in 10^9/L stay far below it; B-cell % at most 100)."""
+
+IDENTIFIER_NAMES = frozenset(w for concept in IDENTIFIER_CONCEPTS.values() for w in concept["words"])
+"""The single words of the identifier concepts (:data:`cartlib.privacy.IDENTIFIER_CONCEPTS` also
+has phrases such as MEDICAL RECORD and NATIONAL ID)."""
+
+# Plain decimal numbers in ASCII digits ("\d" would also take Arabic-Indic or fullwidth digits).
+_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+_NON_FINITE = re.compile(r"[+-]?(?:inf(?:inity)?|nan)", re.IGNORECASE)
+_NON_ASCII_DIGIT = re.compile(r"(?![0-9])\d")
 
 
 @dataclass(frozen=True)
@@ -47,8 +56,8 @@ class Col:
     ``lo_open`` makes the lower bound strict (DOSE > 0). ``also`` lists texts a
     number column accepts besides numbers (``BLQ`` in pk.CONC).
 
-    >>> Col("AGE", "number", lo=0, hi=30).rule_range()
-    'must be between 0 and 30'
+    >>> Col("AGE", "number", lo=0, hi=30).rule_range(), Col("DOSE", "number", lo=0, hi=1000, lo_open=True).rule_range()
+    ('must be between 0 and 30', 'must be > 0 and ≤ 1,000')
     """
 
     name: str
@@ -62,11 +71,22 @@ class Col:
 
     def rule_range(self) -> str:
         """The human wording of the range rule (empty when there is none)."""
-        if self.lo is not None and self.hi is not None:
-            return f"must be between {self.lo:g} and {self.hi:g}"
+        lo = None if self.lo is None else format_number(self.lo)
+        hi = None if self.hi is None else format_number(self.hi)
+        if lo is not None and hi is not None:
+            return f"must be > {lo} and ≤ {hi}" if self.lo_open else f"must be between {lo} and {hi}"
+        if lo is not None:
+            return f"must be {'>' if self.lo_open else '≥'} {lo}"
+        return f"must be ≤ {hi}" if hi is not None else ""
+
+    def within(self, x: np.ndarray) -> np.ndarray:
+        """Which finite numbers satisfy the range rule."""
+        ok = np.ones(len(x), dtype=bool)
         if self.lo is not None:
-            return f"must be {'>' if self.lo_open else '≥'} {self.lo:g}"
-        return ""
+            ok &= x > self.lo if self.lo_open else x >= self.lo
+        if self.hi is not None:
+            ok &= x <= self.hi
+        return ok
 
 
 _ID = Col("USUBJID", "text")
@@ -80,125 +100,157 @@ SPEC: dict[str, tuple[Col, ...]] = {
         Col("GENRISK", "code", ("HIGH", "STANDARD")),
         Col("PRIOR_HSCT", "code", _YN),
         Col("PRIOR_CART", "code", _YN),
-        Col("DX_TO_INF_MO", "number", lo=0),
-        Col("DOSE", "number", lo=0, lo_open=True),
+        Col("DX_TO_INF_MO", "number", lo=0, hi=MAX_DX_TO_INF_MO),
+        Col("DOSE", "number", lo=0, hi=MAX_DOSE, lo_open=True),
         Col("MRD_PRELD", "number", lo=0, hi=1),
         Col("MRD_POSTLD", "number", lo=0, hi=1),
         Col("D28_RESPONSE", "code", ("CR", "CRI", "NR")),
         Col("D28_MRD_NEG", "code", _YN),
-        Col("LAST_CONTACT_DAY", "integer", lo=0),
+        Col("LAST_CONTACT_DAY", "integer", lo=0, hi=DAY_MAX),
     ),
     "events": (
         _ID,
         Col("EVENT", "code", ("RELAPSE", "DEATH", "HSCT")),
-        Col("DAY", "integer", lo=0),
+        Col("DAY", "integer", lo=0, hi=DAY_MAX),
         Col("DETAIL", "code"),  # allowed codes depend on EVENT: checked in _event_rules
     ),
     "adverse_events": (
         _ID,
         Col("TERM", "code", ("CRS", "ICANS", "NEUTROPENIA", "INFECTION", "HLH", "GVHD")),
         Col("GRADE", "integer", lo=1, hi=5),
-        Col("ONSET_DAY", "integer"),
+        Col("ONSET_DAY", "integer", lo=DAY_MIN, hi=DAY_MAX),
         Col("DETAIL", "code", optional=True),
     ),
-    "medications": (_ID, Col("DRUG", "code"), Col("START_DAY", "integer")),
-    "pk": (_ID, Col("DAY", "number"), Col("CONC", "number", lo=0, also=("BLQ",))),
+    "medications": (_ID, Col("DRUG", "code"), Col("START_DAY", "integer", lo=DAY_MIN, hi=DAY_MAX)),
+    "pk": (_ID, Col("DAY", "number", lo=DAY_MIN, hi=DAY_MAX), Col("CONC", "number", lo=0, hi=MAX_CONC, also=("BLQ",))),
     "labs": (
         _ID,
-        Col("DAY", "number"),
+        Col("DAY", "number", lo=DAY_MIN, hi=DAY_MAX),
         Col("TEST", "code", ("BCELL_PCT_WBC", "BCELL_PCT_LYM", "IL6", "ANC")),
-        Col("VALUE", "number", lo=0),
+        Col("VALUE", "number", lo=0, hi=MAX_LAB_VALUE),
     ),
 }
 EVENT_DETAIL = {"RELAPSE": ("CD19POS", "CD19NEG"), "DEATH": ("RELAPSE", "NRM"), "HSCT": ("ALLO",)}
 
 
-def _num(text: str) -> float | None:
-    text = text.strip()
-    return float(text) if _NUMBER.match(text) else None
+def _numbers(texts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(plain, value) of stripped texts: ``plain`` where the text is a plain ASCII decimal
+    number, ``value`` its float (inf on overflow) and NaN elsewhere."""
+    plain = flags(_NUMBER.fullmatch, texts)
+    x = np.full(len(texts), np.nan)
+    if plain.any():
+        x[plain] = [float(t) for t in texts[plain]]
+    return plain, x
+
+
+def _upper(texts: np.ndarray) -> np.ndarray:
+    return np.array([t.upper() for t in texts], dtype=object)
+
+
+def _strip(texts: np.ndarray) -> np.ndarray:
+    return np.array([t.strip() for t in texts], dtype=object)
 
 
 def parse_number(s: pd.Series) -> pd.Series:
-    """Text to float64, NaN where the text is not a plain decimal number.
+    """Text to float64, NaN where the text is not a plain decimal number in ASCII digits or
+    does not fit a float.
 
-    Stricter than ``float()``: ``nan``, ``inf`` and ``1,5`` are not numbers here.
+    Stricter than ``float()``: ``nan``, ``inf``, ``1e400``, ``1,5`` and Arabic-Indic digits are
+    not numbers here.
 
-    >>> parse_number(pd.Series(["1", "2.5e-3", "nan", "1,5", ""])).tolist()
-    [1.0, 0.0025, nan, nan, nan]
+    >>> parse_number(pd.Series(["1", "2.5e-3", "nan", "1,5", "", "1e400", "\u0663"])).tolist()
+    [1.0, 0.0025, nan, nan, nan, nan, nan]
     """
-    values = [_num(str(v)) for v in s]
-    return pd.Series([np.nan if v is None else v for v in values], index=s.index, dtype="float64")
+    codes, texts = distinct(s)
+    _, x = _numbers(_strip(texts))
+    x[~np.isfinite(x)] = np.nan
+    return pd.Series(x[codes], index=s.index, dtype="float64")
 
 
-def _per_cell(ok) -> callable:
-    """A column check from a predicate on one cell's text (a plain loop: the tables are
-    small and pandas string methods cost more per call than the loop)."""
-    return lambda s: pd.Series([bool(ok(v)) for v in s], index=s.index, dtype=bool)
+def _cell_messages(col: Col, texts: np.ndarray, msg: np.ndarray) -> None:
+    """Fill ``msg`` (one per distinct stripped text, '' = fine so far) with the first rule of
+    ``col`` each text breaks."""
+    def flag(where, text):
+        where = np.asarray(where, dtype=bool) & (msg == "")
+        msg[where] = text
 
-
-def _within(col: Col, x: float | None) -> bool:
-    if x is None:
-        return True
-    above = x > col.lo if col.lo_open else x >= col.lo
-    return above and (col.hi is None or x <= col.hi)
-
-
-def _cell_checks(col: Col) -> list[pa.Check]:
-    """pandera checks for one column; each passes blanks and values an earlier check rejects,
-    so a cell breaks exactly one rule."""
-    checks = []
+    blank = flags(lambda t: t == "", texts)
     if not col.optional:
-        checks.append(pa.Check(_per_cell(lambda v: v.strip() != ""), error="required value is blank"))
+        flag(blank, "required value is blank")
     if col.kind in ("number", "integer"):
-        also = set(col.also)
-        word = "a whole number" if col.kind == "integer" else "a number"
-        extra = "".join(f" or the text {a}" for a in col.also)
-        checks.append(pa.Check(
-            _per_cell(lambda v: v.strip() == "" or _num(v) is not None or v.strip().upper() in also),
-            error=f"must be {word}{extra}"))
+        also = flags(set(col.also).__contains__, _upper(texts))
+        plain, x = _numbers(texts)
+        other = ~blank & ~plain & ~also
+        if other.any():
+            flag(other & flags(_NON_ASCII_DIGIT.search, texts),
+                 "is written with non-ASCII digits (e.g. Arabic-Indic); use the digits 0-9")
+            flag(other & flags(_NON_FINITE.fullmatch, texts), "must be a finite number: inf and nan are not numbers here")
+            word = "a whole number" if col.kind == "integer" else "a number"
+            flag(other, f"must be {word}{''.join(f' or the text {a}' for a in col.also)}")
+        finite = plain & np.isfinite(x)
+        flag(plain & ~finite, "is too large: beyond the range of a 64-bit number")
         if col.kind == "integer":
-            checks.append(pa.Check(_per_cell(lambda v: (_num(v) or 0) % 1 == 0), error="must be a whole number"))
+            flag(finite & (np.nan_to_num(x) % 1 != 0), "must be a whole number")
         if col.rule_range():
-            checks.append(pa.Check(_per_cell(lambda v: _within(col, _num(v))), error=col.rule_range()))
+            flag(finite & ~col.within(np.nan_to_num(x)), col.rule_range())
     if col.codes:
-        codes = set(col.codes)
-        checks.append(pa.Check(_per_cell(lambda v: v.strip() == "" or v.strip().upper() in codes),
-                               error=f"must be one of {', '.join(col.codes)} (any case)"))
-    return checks
+        flag(~blank & ~flags(set(col.codes).__contains__, _upper(texts)),
+             f"must be one of {', '.join(col.codes)} (any case)")
 
 
-def _column_rules(table: str, df: pd.DataFrame) -> list[Violation]:
-    # dtype None: the frames hold text by construction, and pandera's per-call str dtype
-    # check costs more than all the rules together.
-    cols = {c.name: pa.Column(None, _cell_checks(c), required=False) for c in SPEC[table]}
-    try:
-        pa.DataFrameSchema(cols).validate(df, lazy=True)
-    except SchemaErrors as err:
-        fc = err.failure_cases
-        # A failure without an index (a check that itself failed) is still reported, never dropped.
-        return [Violation(table, None if pd.isna(r.index) else int(r.index), r.column,
-                          str(r.failure_case), str(r.check)) for r in fc.itertuples()]
-    return []
+def _emit(table: str, column: str, df: pd.DataFrame, codes: np.ndarray, msg: np.ndarray,
+          masked: bool = False) -> list[Violation]:
+    per_row = msg[codes]
+    rows = np.flatnonzero(per_row != "")
+    values = df[column].to_numpy()
+    return [Violation(table, int(df.index[i]), column, mask(values[i]) if masked else str(values[i]), per_row[i])
+            for i in rows]
 
 
-def _privacy(table: str, df: pd.DataFrame) -> tuple[list[Violation], list[str]]:
-    """Identifier-like column names and columns holding calendar dates; returns the
-    violations and the offending columns (left out of later rules: one problem, one message)."""
-    out, bad = [], []
-    for c in df.columns:
-        if c in IDENTIFIER_NAMES or "BIRTH" in c:
-            out.append(Violation(table, None, c, None,
-                                 "column name looks like a direct identifier (privacy): remove the column"))
-            bad.append(c)
+def _columns(table: str, df: pd.DataFrame) -> tuple[list[Violation], list[str]]:
+    """Cell size, privacy and column rules of one table; returns the violations and the columns
+    refused as a whole (identifiers, dates: left out of later rules, one problem one message)."""
+    out, refused = [], []
+    spec = {c.name: c for c in SPEC[table]}
+    for name in df.columns:
+        concept = None if name in spec else identifier_concept(name)
+        if concept:
+            out.append(Violation(table, None, name, None,
+                                 f"column name looks like a direct identifier ({concept}; read as "
+                                 f"{' '.join(normalise_name(name))}): remove the column (privacy)"))
+            refused.append(name)
             continue
-        dates = pd.Series([bool(_DATE.match(str(v).strip())) for v in df[c]], index=df.index, dtype=bool)
+        codes, texts = distinct(df[name])
+        msg = np.full(len(texts), "", dtype=object)
+        long = flags(lambda t: len(t) > MAX_CELL_CHARS, texts)
+        if long.any():
+            msg[long] = [f"cell has {len(t):,} characters; at most {MAX_CELL_CHARS:,} are accepted" for t in texts[long]]
+            texts = np.where(long, "", texts)
+        texts = _strip(texts)
+        dates = dates_among(texts, name)
         if dates.any():
-            row = dates.idxmax()
-            out.append(Violation(table, int(row), c, df.at[row, c],
-                                 f"looks like a calendar date ({int(dates.sum())} cell(s) in this column); "
+            rows = np.flatnonzero(dates[codes])
+            example = df[name].iat[rows[0]]
+            out.append(Violation(table, int(df.index[rows[0]]), name, mask(example),
+                                 f"looks like a calendar date ({len(rows)} cell(s) in this column; value masked); "
                                  "use study days since infusion, never dates (privacy)"))
-            bad.append(c)
-    return out, bad
+            refused.append(name)
+            out += _emit(table, name, df, codes, np.where(long, msg, ""))
+            continue
+        if name in spec:
+            _cell_messages(spec[name], texts, msg)
+        out += _emit(table, name, df, codes, msg)
+    return out, refused
+
+
+def _valid_days(s: pd.Series, col: Col) -> pd.Series:
+    """The column's numbers where they pass its rules, NaN elsewhere (a bad cell already has
+    its message; a rule built on it would only repeat it)."""
+    day = parse_number(s)
+    ok = day.notna() & col.within(day.fillna(0).to_numpy())
+    if col.kind == "integer":
+        ok &= day % 1 == 0
+    return day.where(ok)
 
 
 def _event_rules(ev: pd.DataFrame, subj: pd.DataFrame | None) -> list[Violation]:
@@ -210,22 +262,22 @@ def _event_rules(ev: pd.DataFrame, subj: pd.DataFrame | None) -> list[Violation]
     kind = ev["EVENT"].str.strip().str.upper()
     if "DETAIL" in ev.columns:
         detail = ev["DETAIL"].str.strip().str.upper()
-        for row in ev.index:
-            allowed = EVENT_DETAIL.get(kind[row])
-            if allowed and detail[row] not in allowed and detail[row] != "":
-                out.append(Violation("events", int(row), "DETAIL", ev.at[row, "DETAIL"],
-                                     f"for EVENT {kind[row]} must be one of {', '.join(allowed)}"))
-    known = kind.isin(EVENT_DETAIL)
-    dup = ev[known].assign(_K=kind).duplicated(["USUBJID", "_K"])
-    for row in dup[dup].index:
-        out.append(Violation("events", int(row), "EVENT", ev.at[row, "EVENT"],
-                             f"more than one {kind[row]} for patient {ev.at[row, 'USUBJID']} "
-                             "(at most one of each kind)"))
+        for code, allowed in EVENT_DETAIL.items():
+            bad = (kind == code) & detail.ne("") & ~detail.isin(allowed)
+            out += [Violation("events", int(row), "DETAIL", ev.at[row, "DETAIL"],
+                              f"for EVENT {code} must be one of {', '.join(allowed)}") for row in ev.index[bad.to_numpy()]]
+    # Plain arrays, not a filtered frame: assigning a Series to an empty frame adopts the Series'
+    # index, which once made every row of an all-invalid EVENT column a "duplicate".
+    keys = pd.DataFrame({"USUBJID": ev["USUBJID"].to_numpy(), "EVENT": kind.to_numpy()})
+    dup = keys.duplicated().to_numpy() & kind.isin(EVENT_DETAIL).to_numpy()
+    out += [Violation("events", int(ev.index[i]), "EVENT", ev["EVENT"].iat[i],
+                      f"more than one {kind.iat[i]} for patient {ev['USUBJID'].iat[i]} (at most one of each kind)")
+            for i in np.flatnonzero(dup)]
     if subj is None or not {"USUBJID", "LAST_CONTACT_DAY"} <= set(subj.columns):
         return out
-    last = parse_number(subj["LAST_CONTACT_DAY"]).groupby(subj["USUBJID"].to_numpy()).first()
-    day = parse_number(ev["DAY"])
-    day = day.where((day >= 0) & (day % 1 == 0))  # a bad DAY already has its message
+    spec = {c.name: c for c in SPEC["subjects"] + SPEC["events"][2:3]}
+    last = _valid_days(subj["LAST_CONTACT_DAY"], spec["LAST_CONTACT_DAY"]).groupby(subj["USUBJID"].to_numpy()).first()
+    day = _valid_days(ev["DAY"], spec["DAY"])
     lcd = ev["USUBJID"].map(last)
     for row in ev.index[(day > lcd).to_numpy()]:
         out.append(Violation("events", int(row), "DAY", ev.at[row, "DAY"],
@@ -238,6 +290,9 @@ def _event_rules(ev: pd.DataFrame, subj: pd.DataFrame | None) -> list[Violation]
 
 
 def _subject_rules(raw: dict[str, pd.DataFrame | None]) -> list[Violation]:
+    """USUBJID: pseudonymous, unique in subjects, and every long-table patient in subjects.
+    A non-pseudonymous id is reported once, where it is defined (subjects), or in a long table
+    instead of "not in subjects"; its value is masked."""
     subj = raw.get("subjects")
     if subj is None or "USUBJID" not in subj.columns:
         return []
@@ -245,24 +300,26 @@ def _subject_rules(raw: dict[str, pd.DataFrame | None]) -> list[Violation]:
     if len(subj) == 0:
         out.append(Violation("subjects", None, None, None, "table has no rows: at least one patient is required"))
     ids = subj["USUBJID"]
-    first = {}
-    for row, uid in ids.items():
-        if uid.strip() == "":
-            continue
-        if uid in first:
-            out.append(Violation("subjects", int(row), "USUBJID", uid,
-                                 f"duplicate USUBJID (first on row {first[uid]}); must be unique"))
-        else:
-            first[uid] = row
-    if not first:  # no patients: "not in subjects" on every long row would only bury the real problem
+    why = usubjid_problems(ids)
+    out += [Violation("subjects", int(row), "USUBJID", mask(ids[row]), why[row]) for row in ids.index[why.ne("")]]
+    valid = ids.ne("") & why.eq("")
+    dup = valid & ids.duplicated(keep="first")
+    if dup.any():
+        first = pd.Series(ids.index, index=ids.to_numpy())[valid.to_numpy()].groupby(level=0).first()
+        out += [Violation("subjects", int(row), "USUBJID", ids[row],
+                          f"duplicate USUBJID (first on row {first[ids[row]]}); must be unique")
+                for row in ids.index[dup.to_numpy()]]
+    if not ids.ne("").any():  # no patients: "not in subjects" on every long row would only bury the real problem
         return out
+    known = pd.unique(ids.to_numpy(dtype=object))
     for table in TABLES[1:]:
         df = raw.get(table)
         if df is None or "USUBJID" not in df.columns:
             continue
-        unknown = ~df["USUBJID"].isin(list(first)) & df["USUBJID"].str.strip().ne("")
-        out += [Violation(table, int(r), "USUBJID", df.at[r, "USUBJID"], "not in subjects")
-                for r in df.index[unknown.to_numpy()]]
+        missing = df["USUBJID"][~df["USUBJID"].isin(known) & df["USUBJID"].ne("")]
+        why = usubjid_problems(missing)
+        out += [Violation(table, int(r), "USUBJID", mask(missing[r]) if why[r] else missing[r], why[r] or "not in subjects")
+                for r in missing.index]
     return out
 
 
@@ -285,18 +342,23 @@ def check_tables(raw: dict[str, pd.DataFrame | None]) -> list[Violation]:
         df = raw.get(table)
         if df is None:
             continue
-        found, bad = _privacy(table, df)
+        found, refused = _columns(table, df)
         out += found
-        df = df.drop(columns=bad)
+        df = df.drop(columns=refused)
         raw[table] = df
         for col in SPEC[table]:
-            if not col.optional and col.name not in df.columns and col.name not in bad:
+            if not col.optional and col.name not in df.columns and col.name not in refused:
                 out.append(Violation(table, None, col.name, None, "required column is missing"))
-        out += _column_rules(table, df)
     out += _subject_rules(raw)
     if raw.get("events") is not None:
         out += _event_rules(raw["events"], raw.get("subjects"))
     return out
+
+
+def _per_distinct(s: pd.Series, convert) -> np.ndarray:
+    """``convert`` (distinct stripped texts -> array) applied once per distinct value."""
+    codes, texts = distinct(s)
+    return np.asarray(convert(_strip(texts)))[codes]
 
 
 def type_table(table: str, df: pd.DataFrame) -> pd.DataFrame:
@@ -310,16 +372,21 @@ def type_table(table: str, df: pd.DataFrame) -> pd.DataFrame:
     0      P1   7.0  5000.0     False
     1      P1  14.0     NaN      True
     """
-    out = pd.DataFrame({c: pd.Series([str(v).strip() for v in df[c]], dtype=object) for c in df.columns})
+    spec = {c.name: c for c in SPEC[table]}
+    columns = {}
+    for name in df.columns:
+        col = spec.get(name)
+        if col is not None and col.kind == "code":
+            columns[name] = _per_distinct(df[name], _upper)
+        elif col is not None and col.kind in ("number", "integer"):
+            x = parse_number(df[name]).to_numpy()
+            columns[name] = x.astype(np.int64) if col.kind == "integer" else x
+        else:
+            columns[name] = _per_distinct(df[name], lambda t: t)
     for col in SPEC[table]:
-        s = out[col.name] if col.name in out.columns else pd.Series([""] * len(out), dtype=object)
-        if col.kind == "code":
-            s = pd.Series([v.upper() for v in s], dtype=object)
-        elif col.kind == "number":
-            s = parse_number(s)
-        elif col.kind == "integer":
-            s = parse_number(s).astype(np.int64)
-        out[col.name] = s.to_numpy()
+        if col.name not in columns:
+            columns[col.name] = np.full(len(df), "", dtype=object)
+    out = pd.DataFrame(columns, index=pd.RangeIndex(len(df)))
     if table == "pk":
-        out["BLQ_TEXT"] = np.array([str(v).strip().upper() == "BLQ" for v in df["CONC"]], dtype=bool)
+        out["BLQ_TEXT"] = _per_distinct(df["CONC"], lambda t: flags(lambda x: x.upper() == "BLQ", t))
     return out

@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cartlib.errors import CohortError
 from cartlib.io import EXAMPLE, TABLES, Cohort, example_cohort, load_cohort
@@ -183,7 +185,7 @@ def test_xlsx_datetime_cells_missing_sheet_and_broken_file(tmp_path):
 
     book = write_xlsx(tmp_path / "dates.xlsx", tables(), cell=to_date)
     (v,) = _errors(book)
-    assert (v.table, v.row, v.column, v.value) == ("pk", 3, "DAY", "2021-03-04 00:00:00")
+    assert (v.table, v.row, v.column, v.value) == ("pk", 3, "DAY", "####-##-## ##:##:##")   # masked
     assert "calendar date" in v.rule
 
     tabs = tables()
@@ -209,3 +211,119 @@ def test_broken_quoting_is_a_violation_not_a_traceback(folder):
     p.write_text(p.read_text() + 'P04,"TOCILIZUMAB,9\n')        # quote never closed
     (v,) = _errors(folder)
     assert v.table == "medications" and "cannot be read as CSV" in v.rule
+
+
+def test_sheet_names_equal_after_normalising_are_refused(tmp_path):
+    tabs = tables()
+    book = write_xlsx(tmp_path / "two.xlsx", {**tabs, "SUBJECTS ": tabs["subjects"]})
+    (v,) = _errors(book)
+    assert v.table == "subjects" and "'subjects'" in v.rule and "'SUBJECTS '" in v.rule and "same" in v.rule
+
+
+def test_csv_cell_beyond_the_csv_field_limit_is_a_clear_message(folder):
+    p = folder / "medications.csv"
+    p.write_text(p.read_text() + "P04,TOCILIZUMAB,9," + "y" * 200_000 + "\n")
+    (v,) = _errors(folder)
+    assert v.table == "medications" and "10,000 characters" in v.rule and len(str(v)) < 300
+
+
+def test_files_over_the_size_cap_are_refused_before_reading(folder, tmp_path, monkeypatch):
+    import cartlib.io as cio
+
+    monkeypatch.setattr(cio, "MAX_FILE_BYTES", 500)              # labs.csv is the one file above 500 bytes
+    (v,) = _errors(folder)
+    assert v.table == "labs" and "labs.csv" in v.rule and "at most 500 bytes" in v.rule
+    book = write_xlsx(tmp_path / "cohort.xlsx", tables())
+    monkeypatch.setattr(cio, "MAX_FILE_BYTES", 5_000)
+    (v,) = _errors(book)
+    assert v.table == "cohort.xlsx" and "at most 5,000 bytes" in v.rule
+
+
+def _workbook_with_long_cell(path: Path, chars: int) -> Path:
+    """The base cohort as a workbook whose subjects sheet has one extra text cell of ``chars``
+    characters, streamed into the zip (never held in memory whole)."""
+    import zipfile
+
+    tabs = tables()
+    add_column(tabs, "subjects", "COMMENT", ["@LONG@", "", "", "", ""])
+    small = write_xlsx(path.with_suffix(".small.xlsx"), tabs)
+    with zipfile.ZipFile(small) as src, zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as dst:
+        for info in src.infolist():
+            data = src.read(info)
+            if b"@LONG@" not in data:
+                dst.writestr(info, data)
+                continue
+            head, tail = data.split(b"@LONG@")
+            with dst.open(info.filename, "w", force_zip64=True) as out:
+                out.write(head)
+                block = b"A" * (1 << 20)
+                for _ in range(chars >> 20):
+                    out.write(block)
+                out.write(tail)
+    return path
+
+
+def test_huge_xlsx_cell_is_refused_without_loading_it(tmp_path):
+    import tracemalloc
+
+    book = _workbook_with_long_cell(tmp_path / "long.xlsx", 64 << 20)
+    assert book.stat().st_size < 2 << 20                     # compresses to almost nothing
+    tracemalloc.start()
+    try:
+        (v,) = _errors(book)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert "10,000 characters" in v.rule and len(str(v)) < 300
+    assert peak < 32 << 20                                   # the 64 MiB cell was never read whole
+
+
+def test_xlsx_long_cell_under_the_prescan_is_still_capped(tmp_path):
+    tabs = tables()
+    add_column(tabs, "subjects", "COMMENT", ["z" * 12_000, "", "", "", ""])
+    (v,) = _errors(write_xlsx(tmp_path / "c.xlsx", tabs))
+    assert (v.table, v.row, v.column) == ("subjects", 2, "COMMENT") and "12,000 characters" in v.rule
+
+
+def test_unreadable_inputs_are_violations_not_tracebacks(folder, tmp_path):
+    import os
+
+    bad_name = Path(os.fsdecode(bytes(tmp_path) + b"/caf\xe9"))          # not UTF-8: a surrogate in str
+    (v,) = _errors(bad_name)
+    assert v.table == "cohort" and "\\udce9" in str(v)
+    str(v).encode("utf-8")                                                # printable as UTF-8
+    loop = tmp_path / "loop"
+    loop.symlink_to(loop)
+    (v,) = _errors(loop)
+    assert v.table == "cohort"
+    (folder / "pk.csv").unlink()
+    (folder / "pk.csv").mkdir()                                           # a folder where a file should be
+    (v,) = _errors(folder)
+    assert v.table == "pk" and "missing" in v.rule
+    with pytest.raises(ValueError, match="finite"):
+        load_cohort(folder, lloq=float("inf"))
+
+
+_PLAIN_CELL = st.text(st.characters(blacklist_characters=',"\r\n\x00', blacklist_categories=("Cs",)), max_size=6)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.lists(_PLAIN_CELL, min_size=0, max_size=4), min_size=1, max_size=12),
+       st.sampled_from(["\n", "\r\n", "\r"]), st.booleans())
+def test_fast_csv_path_reads_what_the_csv_module_reads(rows, newline, final_newline):
+    import cartlib.io as cio
+
+    text = newline.join(",".join(r) for r in rows) + (newline if final_newline else "")
+    data = text.encode("utf-8")
+    fast_out, slow_out = [], []
+    fast = cio._read_csv_table("labs", data, fast_out)
+    original = cio._parse_plain_csv
+    try:
+        cio._parse_plain_csv = lambda text: None
+        slow = cio._read_csv_table("labs", data, slow_out)
+    finally:
+        cio._parse_plain_csv = original
+    assert fast_out == slow_out
+    assert (fast is None) == (slow is None)
+    if fast is not None:
+        pd.testing.assert_frame_equal(fast, slow)
