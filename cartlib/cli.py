@@ -1,83 +1,219 @@
-"""The ``cartlib`` command: run, validate, synth, notebooks.
+"""The ``cartlib`` command: run, validate, synth, init, notebooks.
 
-Bad input (cohort or parameters) prints a readable message, no traceback, and exits 2.
+Exit status: 0 done; 2 bad input (cohort, parameters, arguments, paths, an output folder
+that may not be written), with one readable message and no traceback; 1 a notebook failed
+(the report of the other sections is written) or the system failed (e.g. disk full);
+128 + the signal number when stopped by SIGINT, SIGTERM or SIGHUP (the unfinished output
+is removed, the previous one left as it was).
 """
 from __future__ import annotations
 
 import argparse
+import errno
+import json
+import math
+import signal
 import sys
+import textwrap
 from pathlib import Path
 
+from . import __version__
 from .errors import CohortError
-from .params import ParameterError, load_yaml, parse_set
+from .outdir import PathError, check_output, resolve_path, shown, staged_output
+from .params import SCHEMA, ParameterError, load_yaml, parse_set
+from .processes import Interrupted, termination_signals_raise
 from .runner import NotebookFailed, execute_in_place, run_suite
 
-EXIT_BAD_INPUT = 2
+EXIT_OK = 0
 EXIT_FAILED = 1
+EXIT_BAD_INPUT = 2
+MAX_SEED = 2**32 - 1
 
 
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="cartlib", description="CAR-T outcome study workbooks.")
-    sub = p.add_subparsers(dest="command", required=True)
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its errors on one line (no usage block) and exit status 2."""
 
-    run = sub.add_parser("run", help="validate a cohort, run every notebook, write results.json and report.html")
+    def error(self, message: str):
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
+def _count(text: str) -> int:
+    """A whole number above 0 (patients, workers)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number above 0, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number above 0, got {text!r}")
+    return value
+
+
+def _seed(text: str) -> int:
+    """A seed of numpy's generator: a whole number from 0 to 2**32 - 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"must be a whole number from 0 to {MAX_SEED}, got {text!r}")
+    return value
+
+
+def _positive_number(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a finite number above 0, got {text!r}")
+    return value
+
+
+def parameter_help(width: int = 92) -> str:
+    """Every analysis parameter with its default, allowed values and meaning (``run --help``).
+
+    >>> "km_ci = \\"plain\\"" in parameter_help()
+    True
+    """
+    lines = ["analysis parameters (set with --set KEY=VALUE or in a --params YAML file):"]
+    for name, spec in SCHEMA.items():
+        default = json.dumps(spec.default, ensure_ascii=False)
+        lines += textwrap.wrap(f"{name} = {default}", width=width, initial_indent="  ", subsequent_indent="      ")
+        allowed = getattr(spec, "allowed", "")
+        for detail in (spec.doc, f"allowed: {allowed}" if allowed else ""):
+            lines += textwrap.wrap(detail, width=width, initial_indent="      ", subsequent_indent="        ")
+    return "\n".join(lines)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line of ``cartlib`` (every option documented in ``--help``)."""
+    p = _Parser(prog="cartlib", description="CAR-T outcome study workbooks.")
+    p.add_argument("--version", action="version", version=f"cartlib {__version__}",
+                   help="print the version of cartlib and exit")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="validate a cohort, run every notebook, write results.json and report.html",
+                         description="Validate a cohort, run every section notebook and write the report folder.",
+                         epilog=parameter_help(), formatter_class=argparse.RawDescriptionHelpFormatter)
     run.add_argument("--data", help="cohort folder of CSVs or an .xlsx workbook (default: the bundled cohort)")
-    run.add_argument("--params", help="parameter YAML file (default: the paper's choices)")
-    run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override one parameter")
-    run.add_argument("--out", required=True, help="output folder (replaced atomically at the end)")
+    run.add_argument("--params", help="parameter YAML file (default: the paper's choices, listed below)")
+    run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                     help="override one parameter (repeatable; VALUE is read as YAML)")
+    run.add_argument("--out", required=True,
+                     help="output folder: absent, empty or an earlier report (written atomically at the end)")
+    run.add_argument("--force", action="store_true",
+                     help="replace an --out folder that holds other files (never the input, the working "
+                          "directory, the home folder, / or a repository root)")
     run.add_argument("--with-code", action="store_true", help="show code cells in the report")
-    run.add_argument("--workers", type=int, default=None, help="notebooks run at once (default: cores)")
+    run.add_argument("--workers", type=_count, default=None, help="notebooks run at once (default: cores)")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
 
     val = sub.add_parser("validate", help="check a cohort against the data contract, run nothing")
-    val.add_argument("--data", required=True)
-    val.add_argument("--lloq", type=float, default=100.0)
+    val.add_argument("--data", required=True, help="cohort folder of CSVs or an .xlsx workbook")
+    val.add_argument("--lloq", type=_positive_number, default=100.0,
+                     help="qPCR lower limit of quantification, copies/µg DNA (default: 100)")
 
     syn = sub.add_parser("synth", help="write a synthetic cohort")
-    syn.add_argument("--n", type=int, default=50)
-    syn.add_argument("--seed", type=int, default=0)
-    syn.add_argument("--out", required=True)
-    syn.add_argument("--params", help="generative-model YAML (default: parameters/synthetic.yaml)")
+    syn.add_argument("--n", type=_count, default=50, help="number of patients (default: 50)")
+    syn.add_argument("--seed", type=_seed, default=0, help=f"random seed, 0 to {MAX_SEED} (default: 0)")
+    syn.add_argument("--out", required=True, help="cohort folder to write: absent or empty unless --overwrite")
+    syn.add_argument("--overwrite", action="store_true",
+                     help="replace an --out folder that holds files (never the working directory, the home "
+                          "folder, / or a repository root)")
+    syn.add_argument("--params", help="generative-model YAML (default: the bundled synthetic.yaml)")
+
+    ini = sub.add_parser("init", help="write a workspace (notebooks, parameter files, README) for JupyterLab")
+    ini.add_argument("dir", metavar="DIR", help="folder to create")
+    ini.add_argument("--force", action="store_true", help="write into DIR even if it holds files")
 
     nbs = sub.add_parser("notebooks", help="re-execute the committed notebooks in place on the default cohort")
     nbs.add_argument("names", nargs="*", help="notebook names (default: all)")
     return p
 
 
-def _overrides(args) -> dict:
-    values = load_yaml(args.params) if args.params else {}
+def _read_params(path: str | None) -> dict:
+    if path is None:
+        return {}
+    return load_yaml(resolve_path(path, "--params", must_exist=True))
+
+
+def _run(args) -> None:
+    values = _read_params(args.params)
     values.update(parse_set(args.set))
-    return values
+    if args.data is not None:
+        resolve_path(args.data, "--data", must_exist=True)
+    protect = (args.params,) if args.params else ()
+    out = run_suite(args.out, data=args.data, overrides=values, with_code=args.with_code, workers=args.workers,
+                    progress=not args.quiet, force=args.force, protect=protect)
+    print(f"report: {shown(out / 'report.html')}\nresults: {shown(out / 'results.json')}")
+
+
+def _validate(args) -> None:
+    from .io import load_cohort
+
+    data = resolve_path(args.data, "--data", must_exist=True)
+    cohort = load_cohort(data, lloq=args.lloq)
+    print(f"{shown(args.data)}: valid ({len(cohort.subjects)} patients; fingerprint {cohort.fingerprint[:16]}…)")
+
+
+def _synth(args) -> None:
+    from .synth import generate_cohort, write_cohort
+
+    params = _read_params(args.params) or None
+    rules = dict(inputs=(args.params,) if args.params else (), force=args.overwrite, is_own=None,
+                 force_flag="--overwrite")
+    check_output(args.out, **rules)  # before the generation, which takes a while for large n
+    tables = generate_cohort(args.n, args.seed, params=params)
+    with staged_output(args.out, **rules) as tmp:
+        write_cohort(tables, tmp)
+    print(f"wrote {args.n} synthetic patients (seed {args.seed}) to {shown(args.out)}")
+
+
+def _init(args) -> None:
+    from .workspace import init_workspace  # imported here: the other commands do not need it
+
+    dest = init_workspace(Path(args.dir), force=args.force)
+    print(f"wrote a workspace to {shown(dest)}; open it with: jupyter lab {shown(dest)}")
+
+
+def _os_error_line(exc: OSError) -> str:
+    where = f": {shown(exc.filename)}" if exc.filename else ""
+    hint = "; free some space and run again" if exc.errno == errno.ENOSPC else ""
+    return f"{exc.strerror or exc}{where}{hint}"
+
+
+ATOMIC_WRITERS = {"run", "synth"}  # commands that write through cartlib.outdir.staged_output
+COMMANDS = {"run": _run, "validate": _validate, "synth": _synth, "init": _init,
+            "notebooks": lambda args: execute_in_place(args.names or None)}
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    """Run the ``cartlib`` command line; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    prog = f"cartlib {args.command}"
+    untouched = "; the output folder was left as it was" if args.command in ATOMIC_WRITERS else ""
     try:
-        if args.command == "run":
-            out = run_suite(args.out, data=args.data, overrides=_overrides(args), with_code=args.with_code,
-                            workers=args.workers, progress=not args.quiet)
-            print(f"report: {out / 'report.html'}\nresults: {out / 'results.json'}")
-        elif args.command == "validate":
-            from .io import load_cohort
-
-            cohort = load_cohort(args.data, lloq=args.lloq)
-            print(f"{args.data}: valid ({len(cohort.subjects)} patients; fingerprint {cohort.fingerprint[:16]}…)")
-        elif args.command == "synth":
-            from .synth import generate_cohort, write_cohort
-
-            params = load_yaml(args.params) if args.params else None
-            tables = generate_cohort(args.n, args.seed, params=params)
-            write_cohort(tables, Path(args.out))
-            print(f"wrote {args.n} synthetic patients (seed {args.seed}) to {args.out}")
-        elif args.command == "notebooks":
-            execute_in_place(args.names or None)
-    except (CohortError, ParameterError, FileExistsError) as exc:
-        print(str(exc), file=sys.stderr)
+        with termination_signals_raise():
+            COMMANDS[args.command](args)
+    except (CohortError, ParameterError, PathError, FileExistsError) as exc:
+        print(exc if isinstance(exc, CohortError) else f"{prog}: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except NotebookFailed as exc:  # say which notebook and cell, not a traceback of the runner
-        print(str(exc), file=sys.stderr)
+        for failure in exc.failures:
+            print(f"{prog}: {failure}", file=sys.stderr)
+        if exc.out is not None:
+            print(f"{prog}: the other sections are in {shown(exc.out / 'report.html')}", file=sys.stderr)
         return EXIT_FAILED
-    return 0
+    except OSError as exc:
+        print(f"{prog}: {_os_error_line(exc)}{untouched}", file=sys.stderr)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted{untouched}", file=sys.stderr)
+        return 128 + signal.SIGINT
+    except Interrupted as exc:
+        print(f"{prog}: {exc}{untouched}", file=sys.stderr)
+        return exc.exit_status
+    return EXIT_OK
 
 
 if __name__ == "__main__":

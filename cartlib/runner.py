@@ -3,7 +3,12 @@
 ``run_suite`` is what ``cartlib run`` does: validate the cohort, execute the section
 notebooks (one kernel each, up to the number of cores at once), merge their results
 keys into ``results.json``, build ``report.html`` and ``manifest.json``, and move the
-finished folder into place only at the end.
+finished folder into place only at the end (the folder rules are in :mod:`cartlib.outdir`).
+
+A notebook that fails does not stop the others: the report is written with a page naming
+the failed notebook, cell and error in its place, and :class:`NotebookFailed` is raised
+afterwards. The worker processes watch the main process and, when it is gone or asks them
+to stop, kill their kernels and exit, so nothing keeps running after the run has ended.
 """
 from __future__ import annotations
 
@@ -12,12 +17,13 @@ import json
 import multiprocessing as mp
 import os
 import platform
-import shutil
+import queue as queue_module
+import re
 import sys
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -26,7 +32,9 @@ import nbformat
 
 from . import __version__
 from .analysis import DEFAULT_COHORT
+from .outdir import check_output, resolve_path, staged_output
 from .params import resolve
+from .processes import end_with_parent, redirect_output
 from .results import dumps, merge
 
 SECTIONS = ["00_cohort", "01_efficacy", "02_toxicity", "03_pk", "04_bca", "05_transplant"]
@@ -40,13 +48,46 @@ KERNEL_START_ATTEMPTS = 3
 
 
 def notebook_dir() -> Path:
-    """Where the workbook notebooks live (``CARTLIB_NOTEBOOKS`` overrides the repository's)."""
+    """Where the workbook notebooks live (``CARTLIB_NOTEBOOKS`` overrides the shipped ones)."""
+    from . import resources
+
     env = os.environ.get("CARTLIB_NOTEBOOKS")
-    return Path(env) if env else Path(__file__).resolve().parents[1] / "notebooks"
+    return Path(env) if env else resources.notebooks_dir()
+
+
+@dataclass(frozen=True)
+class NotebookFailure:
+    """Where and how one notebook failed: its name, the 1-based cell (None if the notebook
+    never reached a cell), the error line and the traceback as plain text.
+
+    >>> str(NotebookFailure("03_pk", 3, 2, "RuntimeError: boom"))
+    'notebook 03_pk failed in cell 3 (execution count [2]): RuntimeError: boom'
+    """
+
+    notebook: str
+    cell: int | None
+    execution_count: int | None
+    error: str
+    traceback: str = ""
+
+    def __str__(self) -> str:
+        where = (f"in cell {self.cell} (execution count [{self.execution_count}])" if self.cell is not None
+                 else "before its first cell")
+        first_line = (self.error.strip().splitlines() or [""])[0]
+        return f"notebook {self.notebook} failed {where}: {first_line[:300]}"
 
 
 class NotebookFailed(RuntimeError):
-    """A notebook raised an error; the message names the notebook and the cell."""
+    """One or more notebooks raised an error; one line per failure names the notebook and cell.
+
+    ``failures`` lists them; ``out`` is the report folder written with the other sections
+    (None when no report was written).
+    """
+
+    def __init__(self, failures: list[NotebookFailure], out: Path | None = None):
+        self.failures = list(failures)
+        self.out = out
+        super().__init__("\n".join(str(f) for f in self.failures))
 
 
 @dataclass
@@ -57,6 +98,9 @@ class _Job:
     parameters: dict[str, Any] | None
     cwd: str
     log: str | None = None  # the kernel's own stderr (start-up chatter, warnings) goes here
+
+
+_progress_queue = None  # in a worker: where finished cells are reported (set by _start_worker)
 
 
 def _register_progress_engine(queue) -> None:
@@ -81,20 +125,27 @@ def _register_progress_engine(queue) -> None:
     engines.papermill_engines.register(ENGINE_NAME, ProgressEngine)
 
 
-def _execute(job: _Job, queue) -> tuple[str, float]:
-    """Worker: execute one notebook in its own kernel; raise NotebookFailed naming the cell."""
+def _start_worker(progress_queue, stop, parent_pid: int) -> None:
+    """Pool initializer: report cells on ``progress_queue``; end with the main process."""
+    global _progress_queue
+    _progress_queue = progress_queue
+    end_with_parent(stop, parent_pid)
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def _execute(job: _Job) -> tuple[str, float, NotebookFailure | None]:
+    """Worker: execute one notebook in its own kernel; a failure is returned, naming the cell."""
     import papermill as pm
     from papermill.exceptions import PapermillExecutionError
 
     # the kernel inherits this; a caller's MPLBACKEND=Agg would leave every figure out of the report
     os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
-    if job.log:
-        # the kernel inherits this worker's stderr; keep its chatter out of the user's terminal
-        fd = os.open(job.log, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-        os.dup2(fd, 2)
-        os.close(fd)
-    _register_progress_engine(queue)
+    redirect_output(job.log)
+    _register_progress_engine(_progress_queue)
     start = time.perf_counter()
+    failure = None
     try:
         for attempt in range(KERNEL_START_ATTEMPTS):
             try:
@@ -109,16 +160,22 @@ def _execute(job: _Job, queue) -> tuple[str, float]:
                 if "before replying to kernel_info" not in str(exc) or attempt == KERNEL_START_ATTEMPTS - 1:
                     raise
     except PapermillExecutionError as exc:
-        raise NotebookFailed(
-            f"notebook {job.name} failed in cell {exc.cell_index + 1} (execution count [{exc.exec_count}]):\n"
-            f"{exc.ename}: {exc.evalue}"
-        ) from None
-    return job.name, time.perf_counter() - start
+        failure = NotebookFailure(job.name, exc.cell_index + 1, exc.exec_count, f"{exc.ename}: {exc.evalue}",
+                                  _ANSI.sub("", "\n".join(exc.traceback or [])))
+    except Exception as exc:  # the kernel died or never started: still one notebook's failure
+        failure = NotebookFailure(job.name, None, None, f"{type(exc).__name__}: {exc}")
+    return job.name, time.perf_counter() - start, failure
 
 
-def execute_notebooks(jobs: list[_Job], workers: int | None = None, progress: bool = True) -> dict[str, float]:
+def run_notebooks(jobs: list[_Job], workers: int | None = None,
+                  progress: bool = True) -> tuple[dict[str, float], list[NotebookFailure]]:
     """Execute ``jobs`` in separate processes (spawned: kernels and zmq don't survive fork
-    well), showing one progress bar over all their cells. Returns seconds per notebook."""
+    well), showing one progress bar over all their cells, and carry on past failures.
+
+    Returns seconds per notebook and the failures (sorted by notebook). When interrupted
+    (any exception, e.g. a signal turned into one), the workers are told to stop, kill their
+    kernels and exit before the exception goes on.
+    """
     from tqdm.auto import tqdm
 
     workers = max(1, min(workers or os.cpu_count() or 1, len(jobs)))
@@ -126,28 +183,56 @@ def execute_notebooks(jobs: list[_Job], workers: int | None = None, progress: bo
     # papermill adds one code cell (the injected parameters) when it is given parameters
     totals = {j.name: _count_code_cells(j.source) + (1 if j.parameters else 0) for j in jobs}
     timings: dict[str, float] = {}
-    with mp.Manager() as manager:
-        queue = manager.Queue()
-        bar = tqdm(total=sum(totals.values()), desc="notebooks", unit="cell", disable=not progress,
-                   file=sys.stderr, dynamic_ncols=True)
-        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-            futures = {pool.submit(_execute, job, queue): job.name for job in jobs}
-            pending = set(futures)
-            while pending:
-                while not queue.empty():
-                    name, _ = queue.get()
-                    bar.set_postfix_str(name)
-                    bar.update(1)
-                done = {f for f in pending if f.done()}
-                for f in done:
-                    name, seconds = f.result()  # re-raises NotebookFailed
-                    timings[name] = seconds
-                pending -= done
-                time.sleep(0.05)
-            while not queue.empty():
-                queue.get()
-                bar.update(1)
-        bar.close()
+    failures: list[NotebookFailure] = []
+    cells, stop = ctx.Queue(), ctx.Event()
+    bar = tqdm(total=sum(totals.values()), desc="notebooks", unit="cell", disable=not progress,
+               file=sys.stderr, dynamic_ncols=True)
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_start_worker,
+                               initargs=(cells, stop, os.getpid()))
+    try:
+        futures = {pool.submit(_execute, job): job.name for job in jobs}
+        pending = set(futures)
+        while pending:
+            _show_progress(cells, bar)
+            done = {f for f in pending if f.done()}
+            for f in done:
+                try:
+                    name, seconds, failure = f.result()
+                except Exception as exc:  # the worker process itself died (e.g. out of memory)
+                    name, seconds = futures[f], 0.0
+                    failure = NotebookFailure(name, None, None, f"its process ended: {type(exc).__name__}: {exc}")
+                timings[name] = seconds
+                if failure is not None:
+                    failures.append(failure)
+            pending -= done
+            time.sleep(0.05)
+        _show_progress(cells, bar)
+    except BaseException:
+        stop.set()  # every worker kills its kernel and exits; shutdown below then returns at once
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+        bar.close()  # before anyone prints: a message must not share the bar's line
+        cells.close()
+    return timings, sorted(failures, key=lambda f: f.notebook)
+
+
+def _show_progress(cells, bar) -> None:
+    while True:
+        try:
+            name, _ = cells.get_nowait()
+        except queue_module.Empty:
+            return
+        bar.set_postfix_str(name)
+        bar.update(1)
+
+
+def execute_notebooks(jobs: list[_Job], workers: int | None = None, progress: bool = True) -> dict[str, float]:
+    """:func:`run_notebooks`, raising :class:`NotebookFailed` if any notebook failed.
+    Returns seconds per notebook."""
+    timings, failures = run_notebooks(jobs, workers, progress)
+    if failures:
+        raise NotebookFailed(failures)
     return timings
 
 
@@ -179,7 +264,7 @@ def input_files(data: Path) -> list[Path]:
 
 
 def package_versions() -> dict[str, str]:
-    names = ["numpy", "scipy", "pandas", "pandera", "lifelines", "statsmodels", "matplotlib",
+    names = ["numpy", "scipy", "pandas", "lifelines", "statsmodels", "matplotlib",
              "seaborn", "papermill", "nbconvert", "ipykernel"]
     out = {"cartlib": __version__, "python": platform.python_version()}
     for n in names:
@@ -192,78 +277,83 @@ def package_versions() -> dict[str, str]:
 
 def run_suite(out: str | os.PathLike, data: str | os.PathLike | None = None,
               overrides: dict[str, Any] | None = None, with_code: bool = False,
-              workers: int | None = None, progress: bool = True) -> Path:
+              workers: int | None = None, progress: bool = True, force: bool = False,
+              protect: tuple[str | os.PathLike, ...] = ()) -> Path:
     """Validate, execute every notebook, and write the report folder ``out`` atomically.
 
-    Raises ``CohortError`` (before anything runs) for bad input and ``NotebookFailed`` when a
-    notebook fails; in both cases ``out`` is left as it was.
+    ``out`` must be absent, empty or an earlier report unless ``force``; it may never be or
+    hold the input, nor any path in ``protect`` (e.g. the parameter file), nor the places
+    :mod:`cartlib.outdir` lists (``PathError``). Raises ``CohortError`` (before anything runs)
+    for bad input, leaving ``out`` as it was. When notebooks fail, the report is still
+    written, with a page naming each failure, and then ``NotebookFailed`` is raised.
     """
     from .io import load_cohort
-    from .report import build_report
 
     values = dict(overrides or {})
     if data is not None:
         values["data"] = str(data)
     params = resolve(values)
+    source = DEFAULT_COHORT
     if params["data"] is not None:
-        params["data"] = str(Path(params["data"]).resolve())
-    cohort = load_cohort(params["data"] or DEFAULT_COHORT, lloq=params["lloq"])  # validates first
-
+        source = resolve_path(params["data"], "data", must_exist=True)
+        params["data"] = str(source)
+    inputs = [source, *protect]
+    check_output(out, inputs=inputs, force=force)  # refuse a bad --out before the long work
+    # validates first; only the fingerprint is kept, so the main process does not hold the cohort
+    fingerprint = load_cohort(source, lloq=params["lloq"]).fingerprint
+    with staged_output(out, inputs=inputs, force=force) as tmp:
+        failures = _write_report(tmp, params, fingerprint, source, with_code, workers, progress)
     out = Path(out).resolve()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
-    started = time.perf_counter()
-    try:
-        nb_dir = tmp / "notebooks"
-        res_dir = tmp / ".sections"
-        log_dir = tmp / "logs"
-        for folder in (nb_dir, res_dir, log_dir):
-            folder.mkdir()
-        src = notebook_dir()
-
-        def job(name: str, extra: dict[str, Any]) -> _Job:
-            declared = notebook_parameters(src / f"{name}.ipynb")
-            given = {**params, **extra}
-            return _Job(name, str(src / f"{name}.ipynb"), str(nb_dir / f"{name}.ipynb"),
-                        {k: v for k, v in given.items() if k in declared}, str(tmp), str(log_dir / f"{name}.log"))
-
-        timings = execute_notebooks(
-            [job(n, {"results_path": str(res_dir / f"{n}.json")}) for n in SECTIONS], workers, progress)
-        results = merge(sorted(res_dir.glob("*.json")))
-        (tmp / "results.json").write_text(dumps(results), encoding="utf-8")
-        timings.update(execute_notebooks(
-            [job(SCORECARD, {"results_json": str(tmp / "results.json")})], 1, progress))
-        shutil.rmtree(res_dir)
-
-        manifest = {
-            "cartlib": __version__,
-            "command": " ".join(sys.argv),
-            "data": params["data"] or "bundled default cohort",
-            "data_fingerprint": cohort.fingerprint,
-            "input_files": {p.name: _sha256(p) for p in input_files(Path(params["data"] or DEFAULT_COHORT))},
-            "parameters": params,
-            "versions": package_versions(),
-            "timings_s": {k: round(v, 2) for k, v in sorted(timings.items())},
-            "total_s": round(time.perf_counter() - started, 2),
-        }
-        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-        build_report(nb_dir, tmp / "report.html", manifest, with_code=with_code)
-        _move_into_place(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    if failures:
+        raise NotebookFailed(failures, out)
     return out
 
 
-def _move_into_place(tmp: Path, out: Path) -> None:
-    """Replace ``out`` by ``tmp`` with renames only, so no half-written folder ever has its name."""
-    old = None
-    if out.exists():
-        old = out.with_name(f".{out.name}.old-{os.getpid()}")
-        out.rename(old)
-    tmp.rename(out)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+def _write_report(tmp: Path, params: dict[str, Any], fingerprint: str, source: Path, with_code: bool,
+                  workers: int | None, progress: bool) -> list[NotebookFailure]:
+    """Execute the notebooks into ``tmp`` and write results, manifest and report there."""
+    from .report import build_report
+
+    started = time.perf_counter()
+    nb_dir, res_dir, log_dir = tmp / "notebooks", tmp / ".sections", tmp / "logs"
+    for folder in (nb_dir, res_dir, log_dir):
+        folder.mkdir()
+    src = notebook_dir()
+
+    def job(name: str, extra: dict[str, Any]) -> _Job:
+        declared = notebook_parameters(src / f"{name}.ipynb")
+        given = {**params, **extra}
+        return _Job(name, str(src / f"{name}.ipynb"), str(nb_dir / f"{name}.ipynb"),
+                    {k: v for k, v in given.items() if k in declared}, str(tmp), str(log_dir / f"{name}.log"))
+
+    timings, failures = run_notebooks(
+        [job(n, {"results_path": str(res_dir / f"{n}.json")}) for n in SECTIONS], workers, progress)
+    results = merge(sorted(res_dir.glob("*.json")))
+    (tmp / "results.json").write_text(dumps(results), encoding="utf-8")
+    more_timings, more_failures = run_notebooks(
+        [job(SCORECARD, {"results_json": str(tmp / "results.json")})], 1, progress)
+    timings.update(more_timings)
+    failures += more_failures
+    for leftover in res_dir.iterdir():
+        leftover.unlink()
+    res_dir.rmdir()
+
+    manifest = {
+        "cartlib": __version__,
+        "command": " ".join(sys.argv),
+        "data": params["data"] or "bundled default cohort",
+        "data_fingerprint": fingerprint,
+        "input_files": {p.name: _sha256(p) for p in input_files(source)},
+        "parameters": params,
+        "versions": package_versions(),
+        "timings_s": {k: round(v, 2) for k, v in sorted(timings.items())},
+        "total_s": round(time.perf_counter() - started, 2),
+        "failures": [{k: v for k, v in asdict(f).items() if k != "traceback"} for f in failures],
+    }
+    (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    build_report(nb_dir, tmp / "report.html", manifest, with_code=with_code,
+                 failures=[asdict(f) for f in failures], notebooks=NOTEBOOKS)
+    return failures
 
 
 def execute_in_place(names: list[str] | None = None, workers: int | None = None, progress: bool = True) -> dict[str, float]:

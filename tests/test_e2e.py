@@ -1,25 +1,37 @@
 """One real `cartlib run` on the bundled cohort: every spec key, byte-identical to the in-process
-computation (so the same input and parameters always give the same results.json), a complete report."""
+computation (so the same input and parameters always give the same results.json), a complete report.
+
+The cohort is a copy of the bundled one in a folder whose name is hostile (blank lines, a Markdown
+javascript: link and a remote image), and the run starts from another folder than the repository:
+the report must show the name as text, load nothing and run nothing."""
 import json
+import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from cartlib.analysis import load
+from cartlib.analysis import DEFAULT_COHORT, load
 from cartlib.params import defaults
 from cartlib.results import dumps
 from cartlib.sections import compute_results
 from spec_keys import spec_keys
+from test_report import assert_self_contained
+
+HOSTILE_NAME = "cohort\n\n[click](javascript:alert(1))\n\n![t](http://127.0.0.1:9/x.png)"
 
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
-    out = tmp_path_factory.mktemp("e2e") / "report"
-    proc = subprocess.run([str(Path(sys.executable).with_name("cartlib")), "run", "--quiet", "--out", str(out)],
-                          capture_output=True, text=True, timeout=1200)
+    tmp = tmp_path_factory.mktemp("e2e")
+    data = tmp / HOSTILE_NAME
+    shutil.copytree(DEFAULT_COHORT, data)
+    out = tmp / "report"
+    proc = subprocess.run([str(Path(sys.executable).with_name("cartlib")), "run", "--quiet", "--data", str(data),
+                           "--out", str(out)], capture_output=True, text=True, timeout=1200, cwd=tmp)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return out
 
@@ -42,3 +54,18 @@ def test_report_is_one_self_contained_page_with_every_section(run_dir):
     manifest = json.loads((run_dir / "manifest.json").read_text())
     assert manifest["data_fingerprint"] in html
     assert set(manifest["timings_s"]) == {p.stem for p in (run_dir / "notebooks").glob("*.ipynb")}
+
+
+def test_the_report_shows_the_hostile_folder_name_as_text_and_is_self_contained(run_dir):
+    html = (run_dir / "report.html").read_text(encoding="utf-8")
+    assert_self_contained(html.replace("http://127.0.0.1:9/x.png", ""))
+    assert "[click](javascript:alert(1))" in html, "the name is shown as it is, as text"
+    assert not re.search(r"<a[^>]*>click</a>", html) and not re.search(r"<img[^>]*127\.0\.0\.1", html)
+
+
+def test_the_report_folder_has_the_users_usual_permissions(run_dir):
+    umask = os.umask(0)
+    os.umask(umask)
+    assert run_dir.stat().st_mode & 0o777 == 0o777 & ~umask
+    assert (run_dir / "notebooks").stat().st_mode & 0o777 == 0o777 & ~umask
+    assert not [p.name for p in run_dir.parent.iterdir() if p.name.startswith(".")], "no temporary folder or lock"

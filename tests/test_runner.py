@@ -1,61 +1,77 @@
-"""The runner on tiny stand-in notebooks: results merged and sorted, failures named, output atomic."""
+"""The runner on tiny stand-in notebooks: results merged and sorted, output atomic, and a failing
+notebook named on its own line and in the report, with the other sections still written."""
+import contextlib
+import io
 import json
-from pathlib import Path
+import re
 
-import nbformat
 import pytest
 
 from cartlib import runner
+from cartlib.cli import main
 from cartlib.io import write_example_cohort
+from cartlib.outdir import REPORT_ENTRIES
+from fake_notebooks import write_fake_notebooks
 
 
-def _notebook(path: Path, body: str):
-    nb = nbformat.v4.new_notebook()
-    params = nbformat.v4.new_code_cell("data = None\nlloq = 100.0\nresults_path = None\nresults_json = None")
-    params.metadata["tags"] = ["parameters"]
-    nb.cells = [params, nbformat.v4.new_code_cell(body)]
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nbformat.write(nb, path)
-
-
-@pytest.fixture
-def fake_notebooks(tmp_path, monkeypatch):
-    folder = tmp_path / "nbs"
-    folder.mkdir()
-    for name in runner.SECTIONS:
-        section = name.split("_", 1)[1]
-        _notebook(folder / f"{name}.ipynb",
-                  "from cartlib.results import Recorder\n"
-                  f"Recorder(results_path, section={section!r}).record({{{section + '.lloq'!r}: lloq, {section + '.z'!r}: 0.1 + 0.2}})\n"
-                  "print('ran on', data)")
-    _notebook(folder / f"{runner.SCORECARD}.ipynb", "import json\nprint(len(json.load(open(results_json))))")
-    monkeypatch.setenv("CARTLIB_NOTEBOOKS", str(folder))
-    return folder
-
-
-def test_run_merges_results_and_writes_report(tmp_path, fake_notebooks):
+def test_run_merges_results_and_writes_report(tmp_path, monkeypatch):
+    monkeypatch.setenv("CARTLIB_NOTEBOOKS", str(write_fake_notebooks(tmp_path / "nbs")))
     data = write_example_cohort(tmp_path / "cohort")
     out = runner.run_suite(tmp_path / "out", data=data, overrides={"lloq": 50}, progress=False)
     results = json.loads((out / "results.json").read_text())
     assert list(results) == sorted(results) and len(results) == 2 * len(runner.SECTIONS)
     assert results["pk.lloq"] == 50.0 and results["bca.z"] == 0.3
     assert sorted(p.name for p in (out / "notebooks").iterdir()) == sorted(f"{n}.ipynb" for n in runner.NOTEBOOKS)
+    assert {p.name for p in out.iterdir()} <= REPORT_ENTRIES, "a report is recognised as ours next time"
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["parameters"]["lloq"] == 50.0 and set(manifest["input_files"]) == {
+    assert manifest["parameters"]["lloq"] == 50.0 and manifest["failures"] == [] and set(manifest["input_files"]) == {
         "subjects.csv", "events.csv", "adverse_events.csv", "medications.csv", "pk.csv", "labs.csv"}
     html = (out / "report.html").read_text()
-    assert manifest["data_fingerprint"] in html and "<script src=\"http" not in html
+    assert manifest["data_fingerprint"] in html and "<script" not in html
     assert "print(len(json.load" not in html, "code is hidden unless --with-code"
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == [], "no partial folders left"
 
 
-def test_failing_notebook_is_named_and_leaves_previous_output(tmp_path, fake_notebooks):
-    data = write_example_cohort(tmp_path / "cohort")
-    out = tmp_path / "out"
+@pytest.fixture(scope="module")
+def failed_run(tmp_path_factory):
+    """`cartlib run` (in-process, with the progress bar) whose 03_pk notebook raises, into the folder of
+    an earlier report: (exit status, stderr, output folder)."""
+    tmp = tmp_path_factory.mktemp("failed")
+    nbs = write_fake_notebooks(tmp / "nbs", {"03_pk": "x = 1\nraise RuntimeError('boom in pk <b>')"})
+    data = write_example_cohort(tmp / "cohort")
+    out = tmp / "out"
     out.mkdir()
-    (out / "results.json").write_text("{\"old\": 1}")
-    _notebook(fake_notebooks / "03_pk.ipynb", "x = 1\nraise RuntimeError('boom in pk')")
-    with pytest.raises(runner.NotebookFailed, match=r"(?s)notebook 03_pk failed in cell 3 .*RuntimeError: boom in pk"):
-        runner.run_suite(out, data=data, progress=False)
-    assert (out / "results.json").read_text() == "{\"old\": 1}"
-    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+    (out / "manifest.json").write_text(json.dumps({"cartlib": "0.0.1"}), encoding="utf-8")
+    (out / "results.json").write_text('{"old": 1}', encoding="utf-8")
+    err = io.StringIO()  # the progress bar and the messages
+    with pytest.MonkeyPatch.context() as mp, contextlib.redirect_stderr(err):
+        mp.setenv("CARTLIB_NOTEBOOKS", str(nbs))
+        status = main(["run", "--data", str(data), "--out", str(out)])
+    return status, err.getvalue(), out
+
+
+def test_a_failing_notebook_exits_1_and_is_named_on_its_own_line(failed_run):
+    status, err, out = failed_run
+    assert status == 1
+    assert "notebooks:" in err, "the progress bar was shown"
+    assert re.search(r"(?m)^cartlib run: notebook 03_pk failed in cell 4 \(execution count \[3\]\): "
+                     r"RuntimeError: boom in pk <b>$", err), err[-2000:]
+    assert re.search(rf"(?m)^cartlib run: the other sections are in {re.escape(str(out / 'report.html'))}$", err)
+    assert "Traceback" not in err
+
+
+def test_the_other_sections_are_written_with_a_page_naming_the_failure(failed_run):
+    _, _, out = failed_run
+    results = json.loads((out / "results.json").read_text())
+    sections = {key.split(".")[0] for key in results}
+    assert sections == {"cohort", "efficacy", "toxicity", "bca", "transplant"}, "every section but pk"
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["failures"] == [{"notebook": "03_pk", "cell": 4, "execution_count": 3,
+                                     "error": "RuntimeError: boom in pk <b>"}]
+    html = (out / "report.html").read_text()
+    assert "Section 03_pk: not completed" in html and "failed in cell 4 (execution count [3])" in html
+    assert "RuntimeError: boom in pk &lt;b&gt;" in html and "boom in pk <b>" not in html, "escaped"
+    for name in ("00_cohort", "01_efficacy", "02_toxicity", "04_bca", "05_transplant"):
+        assert f"Section {name}</h1>" in html or f">Section {name}<" in html, name
+    assert (out / "notebooks" / "03_pk.ipynb").exists(), "the failed notebook is kept for inspection"
+    assert not any(p.name.startswith(".") for p in out.parent.iterdir()), "no temporary folder or lock left"
