@@ -2,7 +2,7 @@
 
 Admiral style: each ``derive_*`` takes the :class:`~cartlib.io.Cohort` (or the table it
 needs) and returns a Series/DataFrame indexed by ``USUBJID`` (in the order of
-``subjects``). Definitions follow DATA_CONTRACT.md, "Derived per-patient endpoints".
+``subjects``). Definitions follow docs/COHORT.md, "What the analysis derives".
 Days are the unit of storage; months = days / ``DAYS_PER_MONTH``.
 
 The examples use the two-patient cohort of docs/COHORT.md (``cartlib.io.example_cohort()``).
@@ -184,7 +184,7 @@ def derive_medication_use(medications: pd.DataFrame, drug: str, ids=None) -> pd.
 def _bca_episode(days: np.ndarray, aplastic: np.ndarray) -> tuple[int, float, float, int]:
     """(bca, onset_day, duration_days, ongoing) from one patient's assessments sorted by day.
 
-    Hand-written: it is the contract's own rule (DATA_CONTRACT.md, B-cell aplasia; first
+    Hand-written: it is the contract's own rule (docs/COHORT.md, B-cell aplasia; first
     episode only), which no library derives."""
     onset = np.flatnonzero((days > 0) & aplastic)
     if onset.size == 0:

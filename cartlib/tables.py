@@ -75,6 +75,18 @@ def format_ci(est, lo, hi, digits: int = 3) -> str:
     return f"{fmt(est)} ({fmt(lo)}–{fmt(hi)})"
 
 
+def not_estimable(reason=None) -> str:
+    """The display text of a statistic that cannot be computed: ``not estimable (reason)``.
+
+    Every table and figure placeholder of the suite words it this way, so a reader finds
+    the same phrase wherever a cohort is too small or lacks the events a method needs.
+
+    >>> not_estimable("no events"), not_estimable(None)
+    ('not estimable (no events)', 'not estimable')
+    """
+    return f"not estimable ({reason})" if reason and not _missing(reason) else "not estimable"
+
+
 def format_pct(k, n, digits: int = 1) -> str:
     """Format a count with its percentage of ``n`` as ``k (pct)``.
 
@@ -237,9 +249,7 @@ def model_table(summary: pd.DataFrame, estimate: str = "hr", lower: str | None =
     ci, ps = [], []
     for _, row in summary.iterrows():
         if _missing(row[estimate]):
-            reason = row.get("reason") if "reason" in summary.columns else None
-            ci.append(f"not estimable ({reason})" if reason and not _missing(reason)
-                      else "not estimable")
+            ci.append(not_estimable(row.get("reason") if "reason" in summary.columns else None))
             ps.append(DASH)
         else:
             ci.append(format_ci(row[estimate], row[lower], row[upper], digits))

@@ -1,4 +1,4 @@
-"""Non-compartmental analysis (NCA) of CAR-T transgene kinetics, per ``PK_NCA.md`` (v1).
+"""Non-compartmental analysis (NCA) of CAR-T transgene kinetics, per ``docs/NCA.md``.
 
 The rules (*what* is computed over *which* interval: LLOQ, AUC method, AUC end day,
 expansion threshold) live in one frozen :class:`NCARules`; the computation (*how*) is
@@ -6,7 +6,7 @@ one grouped, vectorised pass over the whole cohort in :func:`nca`. The integrati
 itself is shared with :func:`auc_between`, which works on a single profile.
 
 The linear-up/log-down integration and the interpolation at the interval ends are
-written by hand (no Python library implements PK_NCA.md's BLQ and missing rules); the
+written by hand (no Python library implements these BLQ and missing rules); the
 method is the standard one of Phoenix WinNonlin and PKNCA (Gabrielsson & Weiner,
 *Pharmacokinetic and Pharmacodynamic Data Analysis*, 5th ed., ch. 2), checked against
 WinNonlin's published Theoph results in ``tests/test_nca.py``.
@@ -28,7 +28,7 @@ NCA_COLUMNS = ("cmax", "tmax", "clast", "tlast", "auc28", "expansion",
 
 @dataclass(frozen=True)
 class NCARules:
-    """The NCA rules of PK_NCA.md in one place (defaults are the spec's).
+    """The NCA rules of docs/NCA.md in one place (defaults are the documented ones).
 
     ``lloq``: a numeric CONC below it is BLQ (copies/µg); ``auc_method``:
     ``"linear-up-log-down"`` or ``"linear"``; ``auc_end_day``: the AUC interval is
@@ -113,7 +113,7 @@ def auc_between(days, conc, start: float, end: float,
     """Area under one profile from ``start`` to ``end`` (no extrapolation).
 
     The profile joins the points (``days``, ``conc``) in day order; concentrations at
-    ``start``/``end`` that fall between samples are interpolated as in PK_NCA.md
+    ``start``/``end`` that fall between samples are interpolated as in docs/NCA.md
     (log-linear on a positive falling segment with the log-down method, else linear).
     Returns NaN when [start, end] is not covered by the samples. Days must be distinct
     and concentrations finite and >= 0 (apply BLQ rules before calling).
@@ -198,7 +198,7 @@ def _auc_to_end(profile: pd.DataFrame, end: float, method: str) -> pd.Series:
 
 
 def nca(pk: pd.DataFrame, rules: NCARules | None = None, **overrides) -> pd.DataFrame:
-    """NCA of every patient in ``pk`` at once, per PK_NCA.md.
+    """NCA of every patient in ``pk`` at once, per docs/NCA.md.
 
     ``pk`` is the loaded table (USUBJID, DAY, CONC float with NaN for the text BLQ,
     BLQ_TEXT bool). Rules come from ``rules`` (default :class:`NCARules`) with keyword

@@ -13,7 +13,7 @@ import pandas as pd
 from ..params import mrd_label
 from ..stats.compare import correlation, mann_whitney
 
-#: Parameters with a geometric mean (log-normal data, PK_NCA.md step 7).
+#: Parameters with a geometric mean (log-normal data, docs/NCA.md).
 GEOMETRIC = ("cmax", "auc28")
 #: Parameters summarised by ``summarise_nca``, in row order.
 SUMMARISED = ("cmax", "auc28", "tmax", "tlast")
@@ -41,13 +41,15 @@ def _describe(values: pd.Series, geometric: bool) -> dict:
         out["geomean"] = float(np.exp(logs.mean()))
     if logs.size >= 2:
         out["geocv_pct"] = float(np.sqrt(np.expm1(logs.var(ddof=1))) * 100)
-    else:
-        out["reason"] = f"{logs.size} positive value(s): geometric CV needs 2"
+    elif logs.size == 1:
+        out["reason"] = "1 positive value(s): geometric CV needs 2"
+    elif not x.empty:
+        out["reason"] = "no positive value: no geometric mean"
     return out
 
 
 def summarise_nca(nca_df: pd.DataFrame, by=None) -> pd.DataFrame:
-    """Group summaries of NCA parameters (PK_NCA.md step 7).
+    """Group summaries of NCA parameters (docs/NCA.md, "Group summaries").
 
     For ``cmax``, ``auc28``, ``tmax``, ``tlast``: ``n`` (non-missing), ``median``,
     ``min``, ``max``; for ``cmax`` and ``auc28`` also the geometric mean ``geomean`` and
@@ -85,7 +87,8 @@ def _flag(column: str) -> Callable[[pd.DataFrame], pd.Series]:
     """A 0/1 (or Y/N) column as booleans, missing kept missing."""
     def split(a: pd.DataFrame) -> pd.Series:
         v = a[column]
-        if v.dtype == object:
+        # not ``dtype == object``: pandas 3 stores text as its own string dtype
+        if not pd.api.types.is_numeric_dtype(v) and not pd.api.types.is_bool_dtype(v):
             v = v.astype(str).str.upper().map({"Y": 1, "N": 0, "1": 1, "0": 0})
         return pd.to_numeric(v, errors="coerce").map({1: True, 0: False})
     return split
@@ -99,8 +102,13 @@ def _below(column: str, cut: float, inclusive: bool = False) -> Callable[[pd.Dat
     return split
 
 
-def _table3_rows(age_cut: float, dose_cut: float, mrd_cuts):
-    """(row id, label, split, ((level id, label, value of split), ...)), in the paper's order."""
+def table3_rows(age_cut: float, dose_cut: float, mrd_cuts):
+    """Table 3's grouping rows: (row id, label, split, ((level id, label, value of split), ...)),
+    in the paper's order; ``split(analysis_table)`` gives each patient's value (missing kept).
+
+    >>> [r[0] for r in table3_rows(10, 3.68, (1e-4,))][:3]
+    ['age', 'sex', 'prior_hsct']
+    """
     yes_no = (("yes", "Yes", True), ("no", "No", False))
     rows = [("age", "Age, y", _below("AGE", age_cut, inclusive=True),
              ((f"le_{age_cut:g}", f"0-{age_cut:g}", True), (f"gt_{age_cut:g}", f">{age_cut:g}", False))),
@@ -123,6 +131,9 @@ def _table3_rows(age_cut: float, dose_cut: float, mrd_cuts):
              ("corticosteroid", "Steroids", _flag("corticosteroid"), yes_no),
              ("d28_mrd_neg", "MRD-CR on Day 28", _flag("d28_mrd_neg"), yes_no)]
     return rows
+
+
+_table3_rows = table3_rows   # the name used inside this module
 
 
 TABLE3_NEEDS = ("AGE", "SEX", "PRIOR_HSCT", "PRIOR_CART", "MRD_PRELD", "MRD_POSTLD", "DOSE",
@@ -152,7 +163,8 @@ def table3(analysis: pd.DataFrame, age_cut: float = 10, dose_cut: float | None =
     ``tlast_median`` (missing values dropped per statistic) and ``cmax_p``,
     ``auc28_p``, ``tlast_p`` (two-sided Mann–Whitney, normal approximation with tie and
     continuity correction as RESULTS.md; the same p on both rows of a characteristic)
-    and ``p_reason`` (why a p is NaN, e.g. a group without values).
+    with ``cmax_p_reason``, ``auc28_p_reason``, ``tlast_p_reason`` (why that p is NaN,
+    e.g. a group without values) and ``p_reason`` (the three joined).
     Rows: age ≤ ``age_cut`` vs above; sex; HSCT and CAR-T history; pre- and post-LD MRD
     < vs ≥ each of ``mrd_cuts``; DOSE ≥ vs < ``dose_cut`` (default: the cohort median
     DOSE); CRS grade 0–2 vs ≥ 3; ICANS; grade-4 neutropenia; tocilizumab; steroids;
@@ -190,6 +202,7 @@ def table3(analysis: pd.DataFrame, age_cut: float = 10, dose_cut: float | None =
                    "level_label": level_label, "n": len(part)}
             rec.update({f"{s}_median": _median(part[s]) for s in TABLE3_STATS})
             rec.update({f"{s}_p": tests[s][0] for s in TABLE3_STATS})
+            rec.update({f"{s}_p_reason": tests[s][1] for s in TABLE3_STATS})
             rec["p_reason"] = "; ".join(reasons) or None
             records.append(rec)
     out = pd.DataFrame.from_records(records).set_index(["row", "level"])

@@ -14,8 +14,8 @@ notebook for the shared look.
 """
 from .clinical import DAYS_PER_MONTH, plot_bca_duration, plot_forest, plot_grade_bars, plot_scatter_corr, plot_swimmer
 from .kinetics import PK_SCHEDULE, median_pk_profile, plot_il6, plot_spaghetti
-from .style import OKABE_ITO, set_style
+from .style import OKABE_ITO, plot_not_estimable, set_style
 
 __all__ = ["set_style", "OKABE_ITO", "DAYS_PER_MONTH", "PK_SCHEDULE", "plot_forest", "plot_spaghetti",
            "median_pk_profile", "plot_swimmer", "plot_scatter_corr", "plot_il6", "plot_grade_bars",
-           "plot_bca_duration"]
+           "plot_bca_duration", "plot_not_estimable"]

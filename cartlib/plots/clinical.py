@@ -13,7 +13,7 @@ from scipy import stats
 
 from cartlib.derive import DAYS_PER_MONTH
 
-from .style import OKABE_ITO, _axes, _plain_log_ticks
+from .style import OKABE_ITO, figure_axes, plain_log_ticks
 
 
 def plot_forest(summary: pd.DataFrame, ax=None, estimate: str = "hr", lower: str = "hr_lo",
@@ -23,7 +23,9 @@ def plot_forest(summary: pd.DataFrame, ax=None, estimate: str = "hr", lower: str
     """Forest plot of ratios (HR or OR) on a log axis, with a text column ``EST (95% CI)  p``.
 
     One row per summary row, top to bottom in summary order. Rows without an estimate
-    are not drawn; their text reads ``not estimable (reason)`` (``reason`` column).
+    are not drawn; their text reads ``not estimable (reason)`` (``reason`` column), or,
+    when that is too long for the text column, ``not estimable [k]`` with the reason as
+    note k under the axes (a long text beside the axes would squeeze them to nothing).
     A bound outside the drawn range (e.g. an infinite upper limit) is clipped and
     marked with an arrowhead. For odds ratios pass ``estimate="or", lower="or_lo",
     upper="or_hi", xlabel="Odds ratio (95% CI)"``.
@@ -37,9 +39,10 @@ def plot_forest(summary: pd.DataFrame, ax=None, estimate: str = "hr", lower: str
     >>> plt.close(ax.figure)
     """
     text = model_table(summary, estimate, lower, upper, p, labels)
+    cells, notes = _forest_cells(text.iloc[:, 0], summary.get("reason"))
     names = text.index.tolist()
     n = len(names)
-    ax = _axes(ax, (9, 0.42 * n + 1.6))
+    ax = figure_axes(ax, (9, 0.42 * n + 1.6 + 0.2 * notes.count("\n") + (0.3 if notes else 0)))
     est, lo, hi = (pd.to_numeric(summary[c], errors="coerce").to_numpy(float)
                    for c in (estimate, lower, upper))
     ok = np.isfinite(est) & (est > 0)
@@ -60,7 +63,7 @@ def plot_forest(summary: pd.DataFrame, ax=None, estimate: str = "hr", lower: str
     ax.axvline(1.0, color=OKABE_ITO["grey"], ls="--", lw=1, gid="reference")
     ax.set_xscale("log")
     ax.set_xlim(xmin, xmax)
-    _plain_log_ticks(ax.xaxis)
+    plain_log_ticks(ax.xaxis)
     ax.set_yticks(y, names)
     ax.set_ylim(-0.7, n - 0.3)
     ax.set_xlabel(xlabel)
@@ -69,12 +72,34 @@ def plot_forest(summary: pd.DataFrame, ax=None, estimate: str = "hr", lower: str
     ax.text(1.04, n - 0.45, ci_col, transform=trans, weight="bold", va="bottom")
     ax.text(1.62, n - 0.45, p_col, transform=trans, weight="bold", va="bottom")
     for i in range(n):
-        ax.text(1.04, y[i], text.iloc[i, 0], transform=trans, va="center", gid=f"text:{names[i]}")
+        ax.text(1.04, y[i], cells[i], transform=trans, va="center", gid=f"text:{names[i]}")
         if ok[i]:
             ax.text(1.62, y[i], text.iloc[i, 1], transform=trans, va="center")
+    if notes:   # under the x label, aligned with the axes' left edge
+        ax.annotate(notes, xy=(0, 0), xycoords=("axes fraction", ax.xaxis.label), xytext=(0, -6),
+                    textcoords="offset points", ha="left", va="top", fontsize="small", gid="notes")
     if title:
         ax.set_title(title, loc="left")
     return ax
+
+
+_FOREST_CELL_CHARS = 45   # what fits in the text column beside a 9-inch forest plot
+
+
+def _forest_cells(cells: pd.Series, reasons) -> tuple[list[str], str]:
+    """The forest's text column with over-long ``not estimable (reason)`` cells numbered, and the notes."""
+    import textwrap
+
+    out, notes = [], []
+    for i, cell in enumerate(cells):
+        reason = None if reasons is None else reasons.iloc[i]
+        if len(cell) > _FOREST_CELL_CHARS and isinstance(reason, str) and cell.startswith("not estimable"):
+            if reason not in notes:
+                notes.append(reason)
+            cell = f"not estimable [{notes.index(reason) + 1}]"
+        out.append(cell)
+    return out, "\n".join(textwrap.fill(f"[{k}] {r}", 110, subsequent_indent="    ")
+                          for k, r in enumerate(notes, start=1))
 
 
 # --- PK spaghetti ---------------------------------------------------------------------
@@ -157,7 +182,7 @@ def plot_swimmer(analysis: pd.DataFrame, ax=None, time_unit: str = "months", max
         a = a.iloc[np.linspace(0, total - 1, max_patients).round().astype(int)]
     n = len(a)
     y = np.arange(n)
-    ax = _axes(ax, (9, max(4.0, 0.2 * n + 1.5)))
+    ax = figure_axes(ax, (9, max(4.0, 0.2 * n + 1.5)))
     ax.barh(y, a["os_days"] / scale, height=0.6, color=OKABE_ITO["sky"], alpha=0.55, gid="follow-up")
     for label, col, select, style in _SWIMMER_MARKS:
         mask = select(a)
@@ -189,7 +214,7 @@ def plot_scatter_corr(x, y, ax=None, xlabel: str | None = None, ylabel: str | No
     pairs (``spearmanr``/``pearsonr``, t-approximation p), or the annotation says why not
     (fewer than 3 pairs, a constant variable). Two Series are paired by index (e.g. NCA
     results and the analysis table, both indexed by USUBJID), anything else by position.
-    On a log axis values ≤ 0 cannot be drawn and are left out.
+    On a log axis values ≤ 0 cannot be drawn and are left out (with none positive the axis stays linear).
 
     >>> ax = plot_scatter_corr([1, 2, 3, 4], [2, 1, 4, 3], xlabel="Tlast", ylabel="BCA days",
     ...                        r=0.57, p=0.0004)
@@ -204,7 +229,7 @@ def plot_scatter_corr(x, y, ax=None, xlabel: str | None = None, ylabel: str | No
     xs = pd.Series(np.asarray(x, dtype=float))
     ys = pd.Series(np.asarray(y, dtype=float))
     ok = xs.notna() & ys.notna()
-    ax = _axes(ax, (6, 5))
+    ax = figure_axes(ax, (6, 5))
     ax.scatter(xs[ok], ys[ok], s=28, color=OKABE_ITO["blue"], alpha=0.8, gid="points")
     if r is None and ok.sum() >= 3 and xs[ok].nunique() > 1 and ys[ok].nunique() > 1:
         fit = (stats.spearmanr if method == "spearman" else stats.pearsonr)(xs[ok], ys[ok])
@@ -218,10 +243,10 @@ def plot_scatter_corr(x, y, ax=None, xlabel: str | None = None, ylabel: str | No
         note = f"{name} r = {r:.3f}" + (
             "" if pd.isna(p) else f", p {fp}" if fp.startswith("<") else f", p = {fp}")
     ax.text(0.02, 0.98, note, transform=ax.transAxes, va="top", gid="corr")
-    for on, setter, axis in ((logx, ax.set_xscale, ax.xaxis), (logy, ax.set_yscale, ax.yaxis)):
-        if on:
+    for on, setter, axis, v in ((logx, ax.set_xscale, ax.xaxis, xs[ok]), (logy, ax.set_yscale, ax.yaxis, ys[ok])):
+        if on and (v > 0).any():   # a log axis with nothing positive on it has no range to draw
             setter("log")
-            _plain_log_ticks(axis)
+            plain_log_ticks(axis)
     ax.set_xlabel(xlabel if xlabel is not None else getattr(x, "name", "") or "")
     ax.set_ylabel(ylabel if ylabel is not None else getattr(y, "name", "") or "")
     return ax
@@ -249,7 +274,7 @@ def plot_grade_bars(analysis: pd.DataFrame,
     grades = analysis[[f"{t}_grade" for t in terms]].fillna(0).astype(int)
     top = max(4, int(grades.to_numpy().max(initial=0)))
     colours = sns.color_palette("rocket_r", as_cmap=True)(np.linspace(0.15, 0.9, top))
-    ax = _axes(ax, (9, 5))
+    ax = figure_axes(ax, (9, 5))
     x = np.arange(len(terms))
     bottom = np.zeros(len(terms))
     for g in range(1, top + 1):
@@ -291,7 +316,7 @@ def plot_bca_duration(analysis: pd.DataFrame, by: str | None = None, ax=None,
         name = {v: (labels or {}).get(v, f"{by} = {v}") for v in sorted(d[by].unique())}
         d["group"], order = d[by].map(name), list(name.values())
     d["status"] = np.where(d["bca_ongoing"] == 1, "ongoing (censored)", "lost")
-    ax = _axes(ax, (6, 5))
+    ax = figure_axes(ax, (6, 5))
     if d.empty:
         ax.text(0.5, 0.5, "no patient with B-cell aplasia", transform=ax.transAxes, ha="center")
     else:

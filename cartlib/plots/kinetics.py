@@ -8,11 +8,11 @@ import numpy as np
 import pandas as pd
 from matplotlib.lines import Line2D
 
-from .style import OKABE_ITO, _axes, _plain_log_ticks
+from .style import OKABE_ITO, figure_axes, plain_log_ticks, plot_not_estimable
 
 # Nominal PK visits (days) that bin samples for the median profile: the paper's visits
 # (7, 14, 28 days; 12, 26, 39, 54, 104 weeks; then 6-monthly), the early samples its
-# Tmax implies (about days 4, 10-11 and 21; PK_NCA.md) and the weekly visits of the
+# Tmax implies (about days 4, 10-11 and 21; docs/NCA.md) and the weekly visits of the
 # bundled synthetic cohort (parameters/synthetic.yaml), 6-monthly to about 9.5 years.
 PK_SCHEDULE = (4, 7, 10, 14, 21, 28, 35, 42, 49, 60, 84, 182, 273, 378,
                *range(728, 3459, 182))
@@ -90,7 +90,8 @@ def plot_spaghetti(pk: pd.DataFrame, nca: pd.DataFrame | None = None, lloq: floa
     binned to the nearest day of ``schedule``). With ``nca`` (indexed by USUBJID with
     ``tmax``, ``cmax``), each Cmax is marked. The main panel shows days 0–``xmax``
     (``None``: all follow-up) on ``xscale``; when samples lie beyond ``xmax`` and
-    ``inset`` is true, an inset shows all follow-up on log time.
+    ``inset`` is true, an inset shows all follow-up on log time. Without any sample after
+    day 0 the panel says ``not estimable (no PK sample after day 0)``.
 
     >>> pk = pd.DataFrame({"USUBJID": ["A"] * 4 + ["B"] * 4, "DAY": [0, 7, 14, 200] * 2,
     ...                    "CONC": [np.nan, 5e4, 2e3, np.nan, np.nan, 9e3, 80, np.nan]})
@@ -100,8 +101,10 @@ def plot_spaghetti(pk: pd.DataFrame, nca: pd.DataFrame | None = None, lloq: floa
     >>> plt.close(ax.figure)
     """
     d = _pk_points(pk, lloq)
+    if d.empty:
+        return plot_not_estimable("no PK sample after day 0", ax=ax, figsize=(9, 5.5))
     highlight = set(highlight or ())
-    ax = _axes(ax, (9, 5.5))
+    ax = figure_axes(ax, (9, 5.5))
     med = median_pk_profile(pk, lloq, schedule) if median else None
     _draw_profiles(ax, d, lloq, med, highlight)
     if nca is not None:
@@ -112,7 +115,7 @@ def plot_spaghetti(pk: pd.DataFrame, nca: pd.DataFrame | None = None, lloq: floa
     ax.set_xscale(xscale)
     ax.set_xlim(0 if xscale == "linear" else max(first, 0.5) * 0.8,
                 xmax if xmax is not None else last * 1.05)
-    _plain_log_ticks(ax.yaxis)
+    plain_log_ticks(ax.yaxis)
     ax.set_xlabel("Days after infusion")
     ax.set_ylabel("Transgene copies/µg DNA")
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=3, fontsize="small")
@@ -120,7 +123,7 @@ def plot_spaghetti(pk: pd.DataFrame, nca: pd.DataFrame | None = None, lloq: floa
         ins = ax.inset_axes([0.6, 0.58, 0.38, 0.4])
         _draw_profiles(ins, d, lloq, med, highlight, markers=False)
         ins.set_xscale("log")
-        _plain_log_ticks(ins.xaxis)
+        plain_log_ticks(ins.xaxis)
         ins.set_title("all follow-up (log days)", fontsize="small")
         ins.tick_params(labelsize="x-small")
     return ax
@@ -135,7 +138,8 @@ def plot_il6(labs: pd.DataFrame, analysis: pd.DataFrame | None = None, ax=None,
 
     Groups are CRS grade 0–2 and ≥ 3 (``crs_grade`` of ``analysis``); without
     ``analysis``, or for a patient not in it, lines are grey. Values ≤ 0 cannot be
-    drawn on the log axis and are left out.
+    drawn on the log axis and are left out; with none left the panel says why
+    (``not estimable (...)``).
 
     >>> labs = pd.DataFrame({"USUBJID": ["A", "A", "B", "B"], "DAY": [1, 7, 2, 9],
     ...                      "TEST": ["IL6"] * 4, "VALUE": [12.0, 300.0, 5.0, 8.0]})
@@ -148,10 +152,12 @@ def plot_il6(labs: pd.DataFrame, analysis: pd.DataFrame | None = None, ax=None,
     d = labs[labs["TEST"].astype(str).str.upper().eq("IL6")]
     d = d[(d["DAY"] >= 0) & (d["DAY"] <= 28) & (d["VALUE"] > 0)]
     d = d.sort_values(["USUBJID", "DAY"], kind="mergesort")
+    if d.empty:
+        return plot_not_estimable("no IL-6 value above 0 in days 0–28", ax=ax, figsize=(9, 5))
     grade = analysis["crs_grade"] if analysis is not None else pd.Series(dtype=float)
     groups = {"CRS grade 0–2": OKABE_ITO["blue"], "CRS grade ≥ 3": OKABE_ITO["vermillion"],
               "CRS grade unknown": OKABE_ITO["grey"]}
-    ax = _axes(ax, (9, 5))
+    ax = figure_axes(ax, (9, 5))
     seen = set()
     for uid, prof in d.groupby("USUBJID", sort=False):
         g = grade.get(uid, np.nan)
@@ -165,7 +171,7 @@ def plot_il6(labs: pd.DataFrame, analysis: pd.DataFrame | None = None, ax=None,
     handles.append(Line2D([], [], color=OKABE_ITO["black"], ls="--", label=f"ULN ({uln:g} pg/mL)"))
     ax.legend(handles=handles, loc="upper right", fontsize="small")
     ax.set_yscale("log")
-    _plain_log_ticks(ax.yaxis)
+    plain_log_ticks(ax.yaxis)
     ax.set_xlim(0, 28)
     ax.set_xlabel("Days after infusion")
     ax.set_ylabel("IL-6 (pg/mL)")

@@ -1,7 +1,7 @@
 """The results.json keys of each results section, computed from the analysis table.
 
 Each module has ``results(cohort, table, params) -> dict`` returning its section's keys
-(RESULTS.md and docs/RESULTS_EXTRA.md); notebooks record them with
+(docs/RESULTS.md); notebooks record them with
 ``cartlib.results.Recorder`` and show the pieces they are made of. ``compute_results``
 runs every section at once (the paper test and the calibration of the synthetic cohort
 use it; it gives the same numbers as a full ``cartlib run``).

@@ -8,6 +8,8 @@ import pandas as pd
 from ..bca import bca_correlations, bca_loss_km
 from .common import format_correlations, median_or_none, nan_to_none
 
+NO_ONSET = "no patient with B-cell aplasia onset"
+
 
 def results(cohort, table: pd.DataFrame, params: dict[str, Any]) -> dict[str, Any]:
     """bca.* keys."""
@@ -44,9 +46,10 @@ def plot_bca_loss(table: pd.DataFrame, params: dict[str, Any]):
     """KM curve of time from BCA onset to loss, with numbers at risk."""
     from ..stats.survival import plot_km
 
-    fit = bca_loss_km(table, ci=params["km_ci"])
-    return plot_km({"B-cell aplasia": fit}, at_risk_times=[0, 30, 60, 90, 180, 365, 730], time_unit="days",
-                   title="Time to loss of B-cell aplasia")
+    title = "Time to loss of B-cell aplasia"
+    fits = {"B-cell aplasia": bca_loss_km(table, ci=params["km_ci"])} if table["bca"].eq(1).any() else {}
+    return plot_km(fits, at_risk_times=[0, 30, 60, 90, 180, 365, 730], time_unit="days", title=title,
+                   empty_reason=NO_ONSET)
 
 
 def plot_bca_tlast(table: pd.DataFrame, params: dict[str, Any]):

@@ -13,7 +13,7 @@ ENDPOINTS = {"os": ("os_days", "os_event"), "lfs": ("lfs_days", "lfs_event")}
 
 
 def months(days) -> Any:
-    """Days to months (days / 30.4375, DATA_CONTRACT.md)."""
+    """Days to months (days / 30.4375, docs/COHORT.md)."""
     return days / DAYS_PER_MONTH
 
 
@@ -93,12 +93,29 @@ COVARIATE_LABELS = {
 }
 
 
+def or_reason(value, fmt, reason: str | None) -> str:
+    """``value`` as text (``fmt``: a format string or a function), or ``not estimable (reason)`` when missing.
+
+    >>> from cartlib.tables import format_p
+    >>> or_reason(0.25, "{:.1%}", "no events"), or_reason(None, "{:.1%}", "no events")
+    ('25.0%', 'not estimable (no events)')
+    >>> or_reason(0.0004, format_p, None), or_reason(float("nan"), format_p, "one group only")
+    ('< 0.001', 'not estimable (one group only)')
+    """
+    from ..tables import not_estimable
+
+    if value is None or pd.isna(value):
+        return not_estimable(reason)
+    return fmt(value) if callable(fmt) else fmt.format(value)
+
+
 def format_correlations(corr: pd.DataFrame, title: str) -> pd.DataFrame:
-    """A correlations frame (r, p, n per row) as display text."""
+    """A correlations frame (r, p, n, reason per row) as display text."""
     from ..tables import format_p
 
-    return pd.DataFrame({"r": corr["r"].map(lambda v: f"{v:.3f}"), "p": corr["p"].map(format_p),
-                         "n": corr["n"].astype(int)}).rename_axis(title)
+    reasons = corr["reason"] if "reason" in corr else pd.Series(None, index=corr.index)
+    return pd.DataFrame({"r": [or_reason(r, "{:.3f}", why) for r, why in zip(corr["r"], reasons)],
+                         "p": corr["p"].map(format_p), "n": corr["n"].astype(int)}, index=corr.index).rename_axis(title)
 
 
 def format_number(v) -> str:

@@ -8,7 +8,7 @@ import pandas as pd
 from ..stats.compare import clopper_pearson
 from ..stats.cox import CoxModel, cox_screen
 from ..stats.survival import KaplanMeier
-from ..tables import format_ci, format_median_range, format_p
+from ..tables import format_ci, format_median_range, format_p, not_estimable
 from .common import (COVARIATE_LABELS, ENDPOINTS, cumulative_incidence,  # noqa: F401 (labels for notebooks)
                      max_or_none, median_or_none, min_or_none, model_keys, months, nan_to_none, survival_data)
 # RESULTS.md asks for univariable keys of these covariates whatever the screen's list
@@ -171,8 +171,13 @@ def cumulative_incidence_table(table: pd.DataFrame, params: dict[str, Any]) -> p
         row = {"cause": label}
         for t in times:
             est, _, lo, hi = fit.at(t)
-            # at an estimate of 0 the log-log interval is undefined: show the estimate alone
-            row[f"{t:g} months, % (95% CI)"] = "0.0" if est == 0 else format_ci(100 * est, 100 * lo, 100 * hi, digits=1)
+            if pd.isna(est):   # beyond the last follow-up the curve is not estimated
+                text = not_estimable(f"follow-up shorter than {t:g} months")
+            elif est == 0:     # at an estimate of 0 the log-log interval is undefined: the estimate alone
+                text = "0.0"
+            else:
+                text = format_ci(100 * est, 100 * lo, 100 * hi, digits=1)
+            row[f"{t:g} months, % (95% CI)"] = text
         rows.append(row)
     return pd.DataFrame(rows).set_index("cause")
 
@@ -180,7 +185,7 @@ def cumulative_incidence_table(table: pd.DataFrame, params: dict[str, Any]) -> p
 def zph_table(model: CoxModel) -> pd.DataFrame:
     """The proportional-hazards test of a fitted model, formatted (or why it is not available)."""
     if model.reason is not None:
-        return pd.DataFrame({"PH test": [f"not available ({model.reason})"]})
+        return pd.DataFrame({"PH test": [not_estimable(model.reason)]})
     z = model.zph()
     return pd.DataFrame({"chi-square": z["chisq"].map(lambda v: f"{v:.3f}"), "df": z["df"].map(lambda v: f"{v:g}"),
                          "p": z["p"].map(format_p)}).rename_axis("PH test (cox.zph, KM scale)")

@@ -7,7 +7,9 @@ import pandas as pd
 
 from ..pk.summary import kinetics_correlations, summarise_nca, table3
 from ..stats.compare import mann_whitney
-from .common import format_correlations, format_number, max_or_none, median_or_none, min_or_none, nan_to_none
+from ..tables import format_p, not_estimable
+from .common import (format_correlations, format_number, max_or_none, median_or_none, min_or_none, nan_to_none,
+                     or_reason)
 
 
 def summary_by_mrd_cr(table: pd.DataFrame) -> pd.DataFrame:
@@ -85,16 +87,17 @@ def nca_head(table: pd.DataFrame, n: int = 8) -> pd.DataFrame:
 
 
 def nca_summary_table(table: pd.DataFrame) -> pd.DataFrame:
-    """n, median (range), geometric mean and CV % of the NCA parameters (formatted)."""
+    """n, median (range), geometric mean and CV % of the NCA parameters (formatted, or why not)."""
     s = summarise_nca(table)
     rows = []
     for param in ("cmax", "tmax", "auc28", "tlast"):
         r = s.loc[param]
         geo = param in ("cmax", "auc28")
-        rows.append({"parameter": NCA_LABELS[param], "n": int(r["n"]),
-                     "median (range)": f"{format_number(r['median'])} ({format_number(r['min'])}–{format_number(r['max'])})",
-                     "geometric mean": format_number(r["geomean"]) if geo else "",
-                     "geometric CV %": f"{r['geocv_pct']:.0f}" if geo else ""})
+        spread = (f"{format_number(r['median'])} ({format_number(r['min'])}–{format_number(r['max'])})" if r["n"]
+                  else not_estimable(r["reason"]))
+        rows.append({"parameter": NCA_LABELS[param], "n": int(r["n"]), "median (range)": spread,
+                     "geometric mean": or_reason(r["geomean"], format_number, r["reason"]) if geo else "",
+                     "geometric CV %": or_reason(r["geocv_pct"], "{:.0f}", r["reason"]) if geo else ""})
     table_out = pd.DataFrame(rows).set_index("parameter")
     print(f"effective expansion (Cmax ≥ expansion_min): {int(table['expansion'].sum())}/{len(table)}")
     return table_out
@@ -102,36 +105,37 @@ def nca_summary_table(table: pd.DataFrame) -> pd.DataFrame:
 
 def mrd_cr_comparison(table: pd.DataFrame) -> pd.DataFrame:
     """Cmax, AUC0–28d and Tlast of MRD-negative CR vs other patients: medians, geometric means, MWU p."""
-    from ..tables import format_p
-
     s = summary_by_mrd_cr(table)
     rows = []
     for column in ("cmax", "auc28", "tlast"):
         n_yes, n_no = (int(_stat(s, g, column, "n") or 0) for g in (1, 0))
+        test = by_mrd_cr(table, column)
         rows.append({"parameter": NCA_LABELS[column],
                      "MRD-CR: n, median": f"{n_yes}, {format_number(_stat(s, 1, column, 'median'))}",
                      "others: n, median": f"{n_no}, {format_number(_stat(s, 0, column, 'median'))}",
                      "geometric means": (f"{format_number(_stat(s, 1, column, 'geomean'))} vs "
                                          f"{format_number(_stat(s, 0, column, 'geomean'))}" if column != "tlast" else ""),
-                     "Mann–Whitney p": format_p(by_mrd_cr(table, column).p_value)})
+                     "Mann–Whitney p": or_reason(test.p_value, format_p, test.reason)})
     return pd.DataFrame(rows).set_index("parameter")
 
 
 def table3_display(table: pd.DataFrame) -> pd.DataFrame:
-    """The paper's Table 3, formatted: n, medians and Mann–Whitney p per characteristic."""
-    from ..tables import format_p
-
+    """The paper's Table 3, formatted: n, medians and Mann–Whitney p (or why not) per characteristic."""
     t3 = table3(table)
     t3.index = pd.MultiIndex.from_arrays([t3["characteristic"], t3["level_label"]], names=["characteristic", ""])
+
+    def p_text(stat: str) -> list[str]:
+        return [or_reason(p, format_p, why) for p, why in zip(t3[f"{stat}_p"], t3[f"{stat}_p_reason"])]
+
     return pd.DataFrame({
         "n": t3["n"].astype(int),
         "median Cmax": t3["cmax_median"].map(format_number),
-        "p (Cmax)": t3["cmax_p"].map(format_p),
+        "p (Cmax)": p_text("cmax"),
         "median AUC0–28d": t3["auc28_median"].map(format_number),
-        "p (AUC)": t3["auc28_p"].map(format_p),
+        "p (AUC)": p_text("auc28"),
         "median Tlast": t3["tlast_median"].map(format_number),
-        "p (Tlast)": t3["tlast_p"].map(format_p),
-    })
+        "p (Tlast)": p_text("tlast"),
+    }, index=t3.index)
 
 
 def correlation_table(table: pd.DataFrame, params: dict[str, Any]) -> pd.DataFrame:

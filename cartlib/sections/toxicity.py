@@ -7,7 +7,7 @@ import pandas as pd
 
 from ..bca import il6_association
 from ..stats.logistic import LogisticModel, logistic_screen
-from ..tables import format_ci, format_median_range, format_p, format_pct
+from ..tables import format_ci, format_median_range, format_p, format_pct, not_estimable
 from .common import COVARIATE_LABELS, max_or_none, median_or_none, min_or_none, model_keys  # noqa: F401
 
 OR_KEYS = {"or": "or", "or_lo": "or_lo", "or_hi": "or_hi", "p": "p"}
@@ -114,7 +114,11 @@ def il6_table(table: pd.DataFrame, params: dict[str, Any]) -> pd.DataFrame:
     assoc = il6_association(table, uln=params["il6_uln"])
     for outcome, label in (("crs_ge_3", "grade ≥ 3 CRS"), ("icans", "ICANS")):
         r = assoc.loc[outcome]
-        odds = (format_ci(r["or"], r.get("or_lo"), r.get("or_hi"), digits=3) if pd.notna(r["or"])
-                else f"not estimable ({r['reason']})")
+        if pd.isna(r["or"]):
+            odds = not_estimable(r["reason"])
+        elif pd.isna(r["or_lo"]):   # an estimate of 0 or without a Woolf interval
+            odds = f"{r['or']:.3f} (95% CI {not_estimable(r['reason'])})"
+        else:
+            odds = format_ci(r["or"], r["or_lo"], r["or_hi"], digits=3)
         rows.append((f"elevated IL-6 → {label}: OR (95% CI), Fisher p", f"{odds}, p {format_p(r['p'])}"))
     return pd.DataFrame(rows, columns=["IL-6", "value"]).set_index("IL-6")

@@ -9,9 +9,12 @@ from ..params import mrd_label
 from ..stats.competing import gray_test
 from ..stats.survival import KaplanMeier, logrank_test
 from ..stats import timevarying as tv
-from ..tables import format_ci, format_p
+from ..tables import format_ci, format_p, not_estimable
 from .common import (ENDPOINTS, cumulative_incidence, max_or_none, median_or_none, min_or_none, months,
-                     nan_to_none, survival_data)
+                     nan_to_none, or_reason, survival_data)
+
+ONE_GROUP = "only one of the HSCT / no-HSCT groups has patients"
+NO_HSCT = "no patient had HSCT"
 
 
 def strata(table: pd.DataFrame, params: dict[str, Any]) -> dict[str, pd.Series]:
@@ -35,11 +38,26 @@ def fixed_comparison(table: pd.DataFrame, endpoint: str):
     return logrank_test(d["time_mo"], d["event"], hsct_groups(table))
 
 
-def time_varying_os(table: pd.DataFrame):
-    """Cox model of OS with HSCT as a time-varying covariate (start/stop split at the HSCT day)."""
+def os_start_stop(table: pd.DataFrame) -> pd.DataFrame:
+    """OS in months as start/stop rows split at the HSCT day (patients with an OS time of 0 left out)."""
     # an OS time of 0 days is an empty (0, 0] interval, which start/stop data cannot hold (R's coxph drops it)
     table = table[table["os_days"] > 0]
-    data = tv.to_start_stop(months(table["os_days"]), table["os_event"], months(table["hsct_day"]))
+    return tv.to_start_stop(months(table["os_days"]), table["os_event"], months(table["hsct_day"]))
+
+
+def hsct_comparison(sub: pd.DataFrame, endpoint: str):
+    """(log-rank test of HSCT vs no HSCT, or None; why there is no p-value, or None)."""
+    if sub.empty:
+        return None, "no patient in this stratum"
+    if sub["hsct_after"].nunique() < 2:
+        return None, ONE_GROUP
+    test = fixed_comparison(sub, endpoint)
+    return test, test.reason
+
+
+def time_varying_os(table: pd.DataFrame):
+    """Cox model of OS with HSCT as a time-varying covariate (start/stop split at the HSCT day)."""
+    data = os_start_stop(table)
     return tv.TimeVaryingCox().fit(data), tv.mantel_byar_test(data)
 
 
@@ -52,9 +70,8 @@ def landmark_os(table: pd.DataFrame, landmark_day: float):
 
 def _stratum_keys(name: str, sub: pd.DataFrame, params: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
-    two_groups = sub["hsct_after"].nunique() == 2
     for endpoint in ("os", "lfs"):
-        test = fixed_comparison(sub, endpoint) if two_groups else None
+        test, _ = hsct_comparison(sub, endpoint)
         out[f"transplant.{endpoint}_logrank_p.{name}"] = nan_to_none(test.p_value) if test else None
     for flag, label in ((1, "hsct"), (0, "no_hsct")):
         grp = sub[sub["hsct_after"] == flag]
@@ -124,30 +141,44 @@ def plot_strata(table: pd.DataFrame, params: dict[str, Any], endpoint: str = "os
         sub = table[mask]
         fits = {label: KaplanMeier(ci=params["km_ci"]).fit(months(g[days]), g[event], label=label)
                 for label, g in sub.groupby(hsct_groups(sub), sort=True)}
-        test = fixed_comparison(sub, endpoint) if len(fits) == 2 else None
+        test, _ = hsct_comparison(sub, endpoint)
         p_text = f", log-rank p {format_p(test.p_value)}" if test else ""
-        plot_km(fits, ax=ax, at_risk_times=list(range(0, 109, 24)), title=f"{endpoint.upper()}: {_title(name)}{p_text}")
+        plot_km(fits, ax=ax, at_risk_times=list(range(0, 109, 24)), title=f"{endpoint.upper()}: {_title(name)}{p_text}",
+                empty_reason="no patient in this stratum")
     fig.subplots_adjust(hspace=0.75, wspace=0.25, bottom=0.12, top=0.95)  # room for the at-risk tables
     return fig
 
 
-def _fmt(value, spec: str) -> str:
-    return "—" if value is None else spec.format(value)
+def _group_cell(value, spec: str, n_patients: int, missing: str) -> str:
+    """One group's value as text; ``missing`` when the group has patients but no value."""
+    if value is not None:
+        return spec.format(value)
+    return missing if n_patients else not_estimable("no patients")
 
 
 def strata_table(table: pd.DataFrame, params: dict[str, Any]) -> pd.DataFrame:
-    """Per stratum: n by group, median OS, 5-year NRM and log-rank p of OS and LFS (fixed comparison)."""
+    """Per stratum: n by group, median OS, NRM at ``horizon_months`` and log-rank p of OS and LFS.
+
+    The comparison is the paper's fixed one (ever vs never transplanted). A median the
+    curve does not reach reads ``not reached``; a value that cannot be computed (an empty
+    group, follow-up shorter than the horizon, a single group) reads ``not estimable (reason)``.
+    """
+    horizon = params["horizon_months"]
+    short = not_estimable(f"follow-up shorter than {horizon:g} months")
     rows = []
     for name, mask in strata(table, params).items():
         sub = table[mask]
         k = _stratum_keys(name, sub, params)
-        rows.append({"stratum": _title(name), "n HSCT / no HSCT": f"{int(sub['hsct_after'].sum())} / {int((sub['hsct_after'] == 0).sum())}",
-                     "median OS, mo (HSCT / no)": f"{_fmt(k[f'transplant.os_median_mo.{name}.hsct'], '{:.1f}')} / "
-                                                  f"{_fmt(k[f'transplant.os_median_mo.{name}.no_hsct'], '{:.1f}')}",
-                     "5-y NRM, % (HSCT / no)": f"{_fmt(k[f'transplant.nrm_5y.{name}.hsct'], '{:.1%}')} / "
-                                               f"{_fmt(k[f'transplant.nrm_5y.{name}.no_hsct'], '{:.1%}')}",
-                     "OS log-rank p": format_p(k[f"transplant.os_logrank_p.{name}"]),
-                     "LFS log-rank p": format_p(k[f"transplant.lfs_logrank_p.{name}"])})
+        n = {"hsct": int((sub["hsct_after"] == 1).sum()), "no_hsct": int((sub["hsct_after"] == 0).sum())}
+        row = {"stratum": _title(name), "n HSCT / no HSCT": f"{n['hsct']} / {n['no_hsct']}"}
+        for column, key, spec, missing in (("median OS, mo (HSCT / no)", "os_median_mo", "{:.1f}", "not reached"),
+                                           (f"{horizon:g}-month NRM, % (HSCT / no)", "nrm_5y", "{:.1%}", short)):
+            row[column] = (" / ".join(_group_cell(k[f"transplant.{key}.{name}.{g}"], spec, n[g], missing) for g in n)
+                           if len(sub) else not_estimable("no patient in this stratum"))
+        for endpoint in ("os", "lfs"):
+            _, why = hsct_comparison(sub, endpoint)
+            row[f"{endpoint.upper()} log-rank p"] = or_reason(k[f"transplant.{endpoint}_logrank_p.{name}"], format_p, why)
+        rows.append(row)
     return pd.DataFrame(rows).set_index("stratum")
 
 
@@ -156,8 +187,10 @@ def gray_table(table: pd.DataFrame, params: dict[str, Any]) -> pd.DataFrame:
     horizon = params["horizon_months"]
     fit = cumulative_incidence(table, cause=1, groups=hsct_groups(table))
     test = gray_test(months(table["crr_days"]), table["crr_status"], hsct_groups(table), cause=1)
-    rows = [(g, f"{fit.at(horizon, group=g)[0]:.1%}") for g in fit.groups_]
-    rows.append(("Gray's test", f"chi-square {test.statistic:.3f}, df {test.df}, p {format_p(test.p_value)}"))
+    short = f"follow-up shorter than {horizon:g} months"
+    rows = [(g, or_reason(fit.at(horizon, group=g)[0], "{:.1%}", short)) for g in fit.groups_]
+    rows.append(("Gray's test", f"chi-square {test.statistic:.3f}, df {test.df}, p {format_p(test.p_value)}"
+                 if pd.notna(test.p_value) else not_estimable(test.reason)))
     title = f"relapse incidence at {horizon:g} months"
     return pd.DataFrame(rows, columns=[title, "value"]).set_index(title)
 
@@ -169,33 +202,44 @@ def immortal_time_table(table: pd.DataFrame) -> pd.DataFrame:
     latest = hsct["hsct_day"].max() if len(hsct) else float("nan")
     early = never[(never["lfs_event"] == 1) & (never["lfs_days"] <= latest)]
     rows = [("HSCT group: immortal person-months before HSCT", f"{months(hsct['hsct_day']).sum():.1f}"),
-            ("HSCT group: median months from infusion to HSCT", f"{months(hsct['hsct_day']).median():.1f}"),
-            ("no-HSCT group: relapses or deaths before the last HSCT day", f"{len(early)} of {len(never)}")]
+            ("HSCT group: median months from infusion to HSCT", or_reason(median_or_none(months(hsct["hsct_day"])),
+                                                                          "{:.1f}", NO_HSCT)),
+            ("no-HSCT group: relapses or deaths before the last HSCT day",
+             f"{len(early)} of {len(never)}" if len(hsct) else not_estimable(NO_HSCT))]
     return pd.DataFrame(rows, columns=["immortal time", "value"]).set_index("immortal time")
 
 
 def time_varying_table(table: pd.DataFrame, params: dict[str, Any]) -> pd.DataFrame:
     """HSCT effect on OS: fixed (biased) Cox, time-varying Cox, Mantel–Byar and landmark tests."""
     from ..stats.cox import CoxModel
+
+    def hr_text(row) -> str:
+        return (format_ci(row["hr"], row["hr_lo"], row["hr_hi"]) if pd.notna(row["hr"])
+                else not_estimable(row.get("reason")))
+
     rows = []
     fixed = CoxModel().fit(survival_data(table, "os"), "time_mo", "event", ["hsct_after"]).summary.iloc[0]
-    rows.append(("Cox, HSCT fixed at day 0 (immortal-time bias)", format_ci(fixed["hr"], fixed["hr_lo"], fixed["hr_hi"]),
-                 format_p(fixed["p"])))
+    rows.append(("Cox, HSCT fixed at day 0 (immortal-time bias)", hr_text(fixed), format_p(fixed["p"])))
     model, mb = time_varying_os(table)
-    tv_row = model.summary.iloc[0]
-    rows.append(("Cox, HSCT time-varying", format_ci(tv_row["hr"], tv_row["hr_lo"], tv_row["hr_hi"]), format_p(tv_row["p"])))
-    rows.append(("Mantel–Byar test", "", format_p(mb.p_value)))
+    rows.append(("Cox, HSCT time-varying", hr_text(model.summary.iloc[0]), format_p(model.summary.iloc[0]["p"])))
+    rows.append(("Mantel–Byar test", "", or_reason(mb.p_value, format_p, mb.reason)))
     data, lm = landmark_os(table, params["landmark_day"])
+    why = (lm.reason if lm else ONE_GROUP) if len(data) else "no patient followed beyond the landmark"
     rows.append((f"landmark at day {params['landmark_day']:g} (n = {len(data)}), log-rank", "",
-                 format_p(lm.p_value) if lm else "— (one group only)"))
+                 or_reason(lm.p_value if lm else None, format_p, why)))
     return pd.DataFrame(rows, columns=["OS analysis", "HR (95% CI)", "p"]).set_index("OS analysis")
 
 
 def plot_simon_makuch(table: pd.DataFrame):
     """Simon–Makuch curves of OS: patients move to the HSCT curve on their transplant day."""
-    fit = tv.SimonMakuch().fit(months(table["os_days"]), table["os_event"], months(table["hsct_day"]))
-    ax = fit.plot()
-    ax.set_title("OS by HSCT as it happens (Simon–Makuch)")
+    from ..plots import plot_not_estimable
+
+    title = "OS by HSCT as it happens (Simon–Makuch)"
+    data = os_start_stop(table)
+    if data.empty:
+        return plot_not_estimable("no patient with an OS time above 0 days", title=title)
+    ax = tv.SimonMakuch().fit_start_stop(data).plot()
+    ax.set_title(title)
     ax.set_xlabel("months since infusion")
     return ax
 
@@ -207,5 +251,5 @@ def plot_landmark(table: pd.DataFrame, params: dict[str, Any]):
     data, _ = landmark_os(table, params["landmark_day"])
     fits = {("HSCT before landmark" if g else "no HSCT before landmark"):
             KaplanMeier(ci=params["km_ci"]).fit(months(d["os_days"]), d["os_event"]) for g, d in data.groupby("hsct_by_landmark")}
-    return plot_km(fits, at_risk_times=list(range(0, 97, 24)),
-                   title=f"OS from the day-{params['landmark_day']:g} landmark")
+    return plot_km(fits, at_risk_times=list(range(0, 97, 24)), title=f"OS from the day-{params['landmark_day']:g} landmark",
+                   empty_reason=f"no patient alive and followed beyond day {params['landmark_day']:g}")

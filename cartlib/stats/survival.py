@@ -215,20 +215,27 @@ def _at_risk_table(ax, fits: dict, times) -> None:
 
 
 def plot_km(fits: dict, ax=None, at_risk_times=None, time_unit: str = "months", title=None,
-            ci: bool = False):
+            ci: bool = False, empty_reason: str = "no patients"):
     """Several KM curves on one axis with a numbers-at-risk table (R counting) under it.
+
+    With no fit at all (an empty subgroup) the axes say ``not estimable (empty_reason)``
+    instead, so a figure of several panels still shows the others.
 
     >>> import matplotlib; matplotlib.use("Agg")
     >>> fits = {"A": KaplanMeier().fit([1, 3, 4], [1, 0, 1]), "B": KaplanMeier().fit([2, 5], [0, 1])}
     >>> ax = plot_km(fits, at_risk_times=[0, 2, 4], title="OS")
     >>> ax.get_xlabel()
     'Time (months)'
+    >>> [t.get_text() for t in plot_km({}, title="OS").texts]
+    ['not estimable (no patients)']
     """
     import matplotlib.pyplot as plt
 
-    if not fits:
-        raise ValueError("plot_km needs at least one fitted KaplanMeier")
+    from ..plots.style import plot_not_estimable
+
     ax = ax if ax is not None else plt.subplots(figsize=(7, 5))[1]
+    if not fits:
+        return plot_not_estimable(empty_reason, ax=ax, title=title)
     for name, fit in fits.items():
         fit.plot(ax=ax, ci=ci, label=name)
     ax.set_xlabel(f"Time ({time_unit})")
