@@ -9,12 +9,13 @@ True
 """
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-DEFAULT_COHORT = Path(__file__).resolve().parent / "data" / "default_cohort"
+from .resources import default_cohort_dir
+
+DEFAULT_COHORT = default_cohort_dir()
 
 
 def load(params: dict[str, Any]):

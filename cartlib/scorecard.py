@@ -21,9 +21,10 @@ from typing import Any, Iterable
 import pandas as pd
 import yaml
 
+from .resources import parameters_file
 from .results import format_value
 
-PAPER_YAML = Path(__file__).resolve().parents[1] / "parameters" / "paper.yaml"
+PAPER_YAML = parameters_file("paper.yaml")
 
 
 def load_paper_figures(path: str | Path | None = None) -> list[dict[str, Any]]:

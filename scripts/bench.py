@@ -1,7 +1,7 @@
 """make bench: time `cartlib run` on the default cohort and on 5,000 synthetic patients, and the
 bare cost of starting the same kernels with the same imports (the floor any run pays).
 
-Targets (issue 6): default run <= 2 x bare cost; 5,000-patient run <= 3 x default run.
+Targets: default run <= 2 x bare cost; 5,000-patient run <= 3 x default run.
 Writes .bench/bench.json and prints a table. Seeds are fixed, so the inputs are the same every time.
 """
 from __future__ import annotations

@@ -1,32 +1,105 @@
-"""The results.json keys of ../shared/spec/RESULTS.md (v1), expanded over its covariate lists.
+"""The results.json keys documented in docs/RESULTS.md, read from the document itself.
 
-Kept here so that tests never depend on the spec folder being present; test_sections.py
-checks this list against the spec text when the spec is there.
+docs/RESULTS.md is the one reference of the keys: its key tables (first header cell ``key``)
+hold key patterns in backticks, where ``{NAME}`` stands for each value of a placeholder of
+the ``placeholder`` table and ``{a,b}`` for each alternative. The tests compare the code
+with these expansions, so the document and the code cannot drift apart unnoticed.
+
+>>> expand("efficacy.{lfs,os}.uni.{COV}.{hr,p}", {"COV": ["female"]})
+['efficacy.lfs.uni.female.hr', 'efficacy.lfs.uni.female.p', 'efficacy.os.uni.female.hr', 'efficacy.os.uni.female.p']
 """
-COVARIATES = ["female", "age_gt_10", "genrisk_high", "prior_hsct", "prior_cart", "no_prior_cart",
-              "preld_mrd_ge_1e-3", "crs_ge_3", "icans", "neutropenia_g4", "d28_mrd_neg", "hsct_after",
-              "bca_duration_days"]
-TOX_COVARIATES = ["female", "no_prior_hsct", "preld_mrd_lt_1e-3", "postld_mrd_lt_1e-3", "dose_lt_median"]
-LFS_MULTI = ["bca_duration_days", "female", "d28_mrd_neg"]
-OS_MULTI = ["no_prior_cart", "neutropenia_g4", "crs_ge_3", "icans", "hsct_after", "bca_duration_days"]
+from __future__ import annotations
 
-FIXED = """
-cohort.n cohort.female_n cohort.followup_median_mo cohort.dose_median
-efficacy.cr_n efficacy.mrd_cr_n efficacy.os_5y efficacy.os_5y_lo efficacy.os_5y_hi
-efficacy.lfs_5y efficacy.lfs_5y_lo efficacy.lfs_5y_hi efficacy.relapse_n efficacy.cir_5y efficacy.nrm_5y
-toxicity.crs_any_n toxicity.crs_ge_3_n toxicity.icans_n toxicity.neutropenia_g4_n toxicity.infection_n
-toxicity.tocilizumab_n toxicity.corticosteroid_n
-pk.cmax_median pk.tmax_median pk.auc28_median pk.tlast_median pk.cmax_mrdcr_mwu_p pk.cmax_tlast_r
-bca.n bca.duration_median_days bca.tlast_r bca.tlast_p
-transplant.hsct_after_n transplant.os_logrank_p.preld_mrd_lt_1e-4 transplant.cir_gray_p
-""".split()
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+RESULTS_DOC = Path(__file__).resolve().parents[1] / "docs" / "RESULTS.md"
+SECTIONS = ("cohort", "efficacy", "toxicity", "pk", "bca", "transplant")
+
+_CODE = re.compile(r"`([^`]*)`")
+_INNERMOST_GROUP = re.compile(r"\{([^{}]*)\}")
+_PLACEHOLDER = re.compile(r"^[A-Z][A-Z0-9_]*$")
+
+
+def markdown_tables(text: str, first_header: str) -> list[list[list[str]]]:
+    """The body rows (lists of stripped cells) of every table whose first header cell is
+    ``first_header`` (compared without backticks and case)."""
+    tables, lines = [], text.splitlines()
+    for i, line in enumerate(lines[:-1]):
+        if not (line.startswith("|") and re.match(r"^\|[\s:|-]+\|$", lines[i + 1].strip())):
+            continue
+        header = [c.strip().strip("`").lower() for c in line.strip().strip("|").split("|")]
+        if header[0] != first_header.lower():
+            continue
+        rows = []
+        for body in lines[i + 2:]:
+            if not body.startswith("|"):
+                break
+            rows.append([c.strip() for c in body.strip().strip("|").split("|")])
+        tables.append(rows)
+    return tables
+
+
+def expand(pattern: str, placeholders: dict[str, list[str]]) -> list[str]:
+    """Every key a pattern stands for, in order (innermost braces first)."""
+    match = _INNERMOST_GROUP.search(pattern)
+    if match is None:
+        return [pattern]
+    inside = match.group(1)
+    if _PLACEHOLDER.match(inside):
+        if inside not in placeholders:
+            raise KeyError(f"placeholder {{{inside}}} is used in {pattern!r} but not defined")
+        options = placeholders[inside]
+    else:
+        options = inside.split(",")
+    out = []
+    for option in options:
+        out += expand(pattern[:match.start()] + option + pattern[match.end():], placeholders)
+    return out
+
+
+@dataclass(frozen=True)
+class DocumentedKey:
+    """One backticked key pattern of a key table row, and whether the row is marked core."""
+
+    pattern: str
+    core: bool
+
+
+def _text() -> str:
+    return RESULTS_DOC.read_text(encoding="utf-8")
+
+
+@lru_cache(maxsize=1)
+def placeholders() -> dict[str, list[str]]:
+    """Placeholder name -> its value patterns, from the ``placeholder`` table."""
+    out = {}
+    for rows in markdown_tables(_text(), "placeholder"):
+        for cells in rows:
+            out[_CODE.findall(cells[0])[0]] = _CODE.findall(cells[1])
+    return out
+
+
+@lru_cache(maxsize=1)
+def documented_patterns() -> tuple[DocumentedKey, ...]:
+    """Every key pattern of every key table, in document order."""
+    out = []
+    for rows in markdown_tables(_text(), "key"):
+        for cells in rows:
+            core = cells[-1] == "✓"
+            out += [DocumentedKey(p, core) for p in _CODE.findall(cells[0])]
+    return tuple(out)
+
+
+def documented_keys() -> list[str]:
+    """Every documented key, expanded, sorted (default parameters)."""
+    names = placeholders()
+    return sorted({k for d in documented_patterns() for k in expand(d.pattern, names)})
 
 
 def spec_keys() -> list[str]:
-    keys = list(FIXED)
-    for endpoint in ("lfs", "os"):
-        keys += [f"efficacy.{endpoint}.uni.{c}.{k}" for c in COVARIATES for k in ("hr", "p")]
-    keys += [f"efficacy.lfs.multi.{c}.{k}" for c in LFS_MULTI for k in ("hr", "hr_lo", "hr_hi", "p")]
-    keys += [f"efficacy.os.multi.{c}.{k}" for c in OS_MULTI for k in ("hr", "hr_lo", "hr_hi", "p")]
-    keys += [f"toxicity.scrs.uni.{c}.{k}" for c in TOX_COVARIATES for k in ("or", "p")]
-    return sorted(keys)
+    """The core keys (marked ✓), expanded, sorted: present in every run, valued on the bundled cohort."""
+    names = placeholders()
+    return sorted({k for d in documented_patterns() if d.core for k in expand(d.pattern, names)})

@@ -1,4 +1,4 @@
-"""NCA per PK_NCA.md: hand-computed profiles, edge rules, properties, WinNonlin's Theoph.
+"""NCA per docs/NCA.md: hand-computed profiles, edge rules, properties, WinNonlin's Theoph.
 
 Every expected number below is either worked out by hand in the comment next to it or
 comes from Phoenix WinNonlin (tests/golden/nca/README.md); none was copied from cartlib.
@@ -290,7 +290,7 @@ def test_theoph_auclast_matches_winnonlin(method, column):
 @pytest.mark.parametrize("method,column", [("linear", "AUClast_linear"),
                                            ("linear-up-log-down", "AUClast_log")])
 def test_theoph_nca_matches_winnonlin(method, column):
-    # nca() with lloq=0 and auc_end_day = the subject's last time. PK_NCA.md starts the
+    # nca() with lloq=0 and auc_end_day = the subject's last time. docs/NCA.md starts the
     # profile at (0, 0) and treats time-0 samples as pre-infusion, so for the three
     # subjects with C(0) > 0 (1, 7, 10) nca's AUC is smaller than WinNonlin's by exactly
     # the C(0) part of the first (rising, hence linear) trapezoid: C(0) * t1 / 2.
@@ -307,7 +307,7 @@ def test_theoph_nca_matches_winnonlin(method, column):
         assert res["baseline_conc"] == c0
 
 
-# --- an independent loop-based R reading of PK_NCA.md on a seeded cohort -------------
+# --- an independent loop-based R reading of docs/NCA.md on a seeded cohort -------------
 
 @pytest.mark.parametrize("method", ["linear-up-log-down", "linear"])
 @pytest.mark.parametrize("end", [28, 12.5])

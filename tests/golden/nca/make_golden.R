@@ -123,7 +123,7 @@ write.csv(data.frame(name = c("km_median", "cmax_geomean", "cmax_geocv_pct", "cm
                                median(a$tlast, na.rm = TRUE), median(a$auc28, na.rm = TRUE), dose_cut)),
           "golden_scalars.csv", row.names = FALSE)
 
-# 3. An independent, loop-based R reading of PK_NCA.md (one patient at a time, no shared
+# 3. An independent, loop-based R reading of docs/NCA.md (one patient at a time, no shared
 #    code with cartlib) on a seeded cohort with BLQ text, numbers below the LLOQ, same-day
 #    duplicates, pre-infusion samples and profiles ending before day 28.
 nca_one <- function(day, raw, lloq, method, end) {
