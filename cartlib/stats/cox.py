@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .design import all_missing_columns, estimable_columns
+from .design import all_missing_columns, estimable_columns, with_dropped_rows
 from .screening import ScreenResult
 
 __all__ = ["CoxModel", "cox_screen", "efron_terms"]
@@ -222,7 +222,7 @@ class CoxModel:
             summary = nan_summary(self.fitted_covariates, reason)
         else:
             summary = _summary_frame(self.params_, self.variance_, self.fitted_covariates, self.alpha)
-        self.summary = self._with_dropped(summary)
+        self.summary = with_dropped_rows(self.covariates, self.dropped, summary)
         return self
 
     def _information_at_zero(self, covariates):
@@ -231,15 +231,6 @@ class CoxModel:
         infos = efron_terms(np.full(t.size, -np.inf), t, e, self.data_[covariates].to_numpy(float),
                             np.zeros(len(covariates)))[3]
         return infos.sum(0)
-
-    def _with_dropped(self, summary):
-        """The summary with a NaN row (and its reason) for each dropped covariate, in the given order."""
-        if not self.dropped:
-            return summary
-        out = summary.reindex(pd.Index(self.covariates, name="covariate"))
-        for covariate, why in self.dropped.items():
-            out.loc[covariate, "reason"] = why
-        return out
 
     def _fit_lifelines(self, data):
         from lifelines import CoxPHFitter

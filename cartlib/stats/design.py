@@ -86,6 +86,21 @@ def estimable_columns(data: pd.DataFrame, columns, gram=None, tolerance: float =
     return [columns[k] for k in kept], dropped
 
 
+def with_dropped_rows(covariates, dropped: dict[str, str], summary: pd.DataFrame) -> pd.DataFrame:
+    """``summary`` reindexed to every requested covariate, a dropped one as a NaN row with its reason.
+
+    >>> s = pd.DataFrame({"coef": [0.5], "reason": [None]}, index=pd.Index(["a"], name="covariate"))
+    >>> with_dropped_rows(["a", "b"], {"b": "b is constant"}, s)["reason"].tolist()
+    [None, 'b is constant']
+    """
+    if not dropped:
+        return summary
+    out = summary.reindex(pd.Index(list(covariates), name="covariate"))
+    for covariate, why in dropped.items():
+        out.loc[covariate, "reason"] = why
+    return out
+
+
 def _variance_left(gram, kept, j):
     """Fraction of column j's variance not explained by the kept columns, and the regression's
     coefficients (both on the correlation scale, so that units do not matter)."""

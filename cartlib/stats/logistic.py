@@ -18,7 +18,7 @@ import pandas as pd
 import statsmodels.api as sm
 from scipy import stats
 
-from .design import all_missing_columns, estimable_columns
+from .design import all_missing_columns, estimable_columns, with_dropped_rows
 from .screening import ScreenResult   # shared with the Cox screen
 
 __all__ = ["LogisticModel", "ScreenResult", "logistic_screen"]
@@ -113,26 +113,17 @@ class LogisticModel:
                 res = None
         signals = [str(w.message) for w in caught]
         self.result_ = res
-        self.summary = self._with_dropped(self._table(res, signals))
+        self.summary = with_dropped_rows(self.covariates, self.dropped, self._table(res, signals))
         return self
 
     def _not_fitted(self, reason):
         self.reason = reason
-        self.summary = self._with_dropped(self._empty(reason))
+        self.summary = with_dropped_rows(self.covariates, self.dropped, self._empty(reason))
         return self
 
     def _empty(self, reason):
         out = pd.DataFrame(np.nan, index=pd.Index(self.fitted_covariates, name="covariate"), columns=_COLUMNS)
         out["reason"] = reason
-        return out
-
-    def _with_dropped(self, summary):
-        """The summary with a NaN row (and its reason) for each dropped covariate, in the given order."""
-        if not self.dropped:
-            return summary
-        out = summary.reindex(pd.Index(self.covariates, name="covariate"))
-        for covariate, why in self.dropped.items():
-            out.loc[covariate, "reason"] = why
         return out
 
     def _table(self, res, signals):
