@@ -126,6 +126,10 @@ def build_parser() -> argparse.ArgumentParser:
     ini.add_argument("dir", metavar="DIR", help="folder to create")
     ini.add_argument("--force", action="store_true", help="write into DIR even if it holds files")
 
+    tpl = sub.add_parser("template", help="write an .xlsx template of the cohort contract to fill in")
+    tpl.add_argument("--out", required=True, metavar="FILE.xlsx", help="workbook to write (absent unless --overwrite)")
+    tpl.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
+
     nbs = sub.add_parser("notebooks", help="re-execute the committed notebooks in place on the default cohort")
     nbs.add_argument("names", nargs="*", help="notebook names (default: all)")
     return p
@@ -176,6 +180,13 @@ def _init(args) -> None:
     print(f"wrote a workspace to {shown(dest)}; open it with: jupyter lab {shown(dest)}")
 
 
+def _template(args) -> None:
+    from .template import write_template  # imported here: the other commands do not need it
+
+    out = write_template(resolve_path(args.out, "--out"), overwrite=args.overwrite)
+    print(f"wrote the cohort template to {shown(out)}; fill it in, then: cartlib validate --data {shown(out)}")
+
+
 def _os_error_line(exc: OSError) -> str:
     where = f": {shown(exc.filename)}" if exc.filename else ""
     hint = "; free some space and run again" if exc.errno == errno.ENOSPC else ""
@@ -183,7 +194,7 @@ def _os_error_line(exc: OSError) -> str:
 
 
 ATOMIC_WRITERS = {"run", "synth"}  # commands that write through cartlib.outdir.staged_output
-COMMANDS = {"run": _run, "validate": _validate, "synth": _synth, "init": _init,
+COMMANDS = {"run": _run, "validate": _validate, "synth": _synth, "init": _init, "template": _template,
             "notebooks": lambda args: execute_in_place(args.names or None)}
 
 

@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from cartlib.errors import CohortError, Violation
+from cartlib.formats import read_table_file, table_files
 from cartlib.validate import MAX_CELL_CHARS, TABLES, check_tables, type_table
 
 __all__ = ["Cohort", "load_cohort", "TABLES", "example_cohort", "write_example_cohort"]
@@ -310,8 +311,13 @@ def _read_file(file: Path, label: str, table: str, out: list[Violation]) -> byte
 def _read_folder(path: Path, out: list[Violation]) -> tuple[dict[str, pd.DataFrame | None], bytes]:
     raw, blob = {}, hashlib.sha256()
     for table in TABLES:
-        file = path / f"{table}.csv"
+        found = table_files(path, table)  # <table>.csv or a statistical-package file (cartlib.formats)
         raw[table] = None
+        if len(found) > 1:
+            out.append(Violation(table, None, None, None, f"files {' and '.join(f.name for f in found)} of {path} "
+                                 f"both hold table {table}; keep only one"))
+            continue
+        file = found[0] if found else path / f"{table}.csv"
         try:
             present = file.is_file()
         except OSError:  # e.g. a folder that may not be listed: reading says why
@@ -319,11 +325,32 @@ def _read_folder(path: Path, out: list[Violation]) -> tuple[dict[str, pd.DataFra
         if not present:
             out.append(Violation(table, None, None, None, f"file {table}.csv is missing from {path}"))
             continue
-        data = _read_file(file, f"file {table}.csv", table, out)
+        data = _read_file(file, f"file {file.name}", table, out)
         if data is not None:
             blob.update(data)
-            raw[table] = _read_csv_table(table, data, out)
+            raw[table] = (_read_csv_table(table, data, out) if file.suffix == ".csv"
+                          else read_table_file(table, file, out))
     return raw, blob.hexdigest()
+
+
+def cohort_fingerprint(path) -> str:
+    """The fingerprint :func:`load_cohort` gives the cohort at ``path``, without reading it
+    as tables (SHA-256 of the six CSVs' bytes in table order, or of the workbook).
+
+    >>> import tempfile, cartlib.io as cio
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     _ = cio.write_example_cohort(d)
+    ...     cohort_fingerprint(d) == load_cohort(d).fingerprint
+    True
+    """
+    path = Path(path)
+    files = [(table_files(path, t) or [path / f"{t}.csv"])[0] for t in TABLES] if path.is_dir() else [path]
+    blob = hashlib.sha256()
+    for file in files:
+        with open(file, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                blob.update(chunk)
+    return blob.hexdigest()
 
 
 def load_cohort(path, lloq: float = 100) -> Cohort:

@@ -257,10 +257,12 @@ def _sha256(path: Path) -> str:
 
 
 def input_files(data: Path) -> list[Path]:
-    """The files the loader reads: the contract's six CSVs of a folder, or the workbook."""
+    """The files the loader reads: each table's file of a folder (CSV or statistical-package
+    file), or the workbook."""
+    from .formats import table_files
     from .io import TABLES
 
-    return [data / f"{t}.csv" for t in TABLES] if data.is_dir() else [data]
+    return [(table_files(data, t) or [data / f"{t}.csv"])[0] for t in TABLES] if data.is_dir() else [data]
 
 
 def package_versions() -> dict[str, str]:
@@ -287,6 +289,7 @@ def run_suite(out: str | os.PathLike, data: str | os.PathLike | None = None,
     for bad input, leaving ``out`` as it was. When notebooks fail, the report is still
     written, with a page naming each failure, and then ``NotebookFailed`` is raised.
     """
+    from .analysis import write_snapshot
     from .io import load_cohort
 
     values = dict(overrides or {})
@@ -299,10 +302,18 @@ def run_suite(out: str | os.PathLike, data: str | os.PathLike | None = None,
         params["data"] = str(source)
     inputs = [source, *protect]
     check_output(out, inputs=inputs, force=force)  # refuse a bad --out before the long work
-    # validates first; only the fingerprint is kept, so the main process does not hold the cohort
-    fingerprint = load_cohort(source, lloq=params["lloq"]).fingerprint
+    cohort = load_cohort(source, lloq=params["lloq"])  # the run's one validation
     with staged_output(out, inputs=inputs, force=force) as tmp:
-        failures = _write_report(tmp, params, fingerprint, source, with_code, workers, progress)
+        # the notebooks read this typed snapshot instead of reading and validating again; the
+        # main process keeps only the fingerprint, not the cohort, while they run
+        snapshot_dir = tmp / ".snapshot"
+        snapshot_dir.mkdir()
+        snapshot, fingerprint = write_snapshot(cohort, snapshot_dir), cohort.fingerprint
+        del cohort
+        failures = _write_report(tmp, params, fingerprint, source, with_code, workers, progress,
+                                 snapshot)
+        snapshot.unlink()
+        snapshot_dir.rmdir()
     out = Path(out).resolve()
     if failures:
         raise NotebookFailed(failures, out)
@@ -310,8 +321,9 @@ def run_suite(out: str | os.PathLike, data: str | os.PathLike | None = None,
 
 
 def _write_report(tmp: Path, params: dict[str, Any], fingerprint: str, source: Path, with_code: bool,
-                  workers: int | None, progress: bool) -> list[NotebookFailure]:
-    """Execute the notebooks into ``tmp`` and write results, manifest and report there."""
+                  workers: int | None, progress: bool, snapshot: Path) -> list[NotebookFailure]:
+    """Execute the notebooks into ``tmp`` (the sections reading the cohort ``snapshot``) and
+    write results, manifest and report there."""
     from .report import build_report
 
     started = time.perf_counter()
@@ -327,7 +339,8 @@ def _write_report(tmp: Path, params: dict[str, Any], fingerprint: str, source: P
                     {k: v for k, v in given.items() if k in declared}, str(tmp), str(log_dir / f"{name}.log"))
 
     timings, failures = run_notebooks(
-        [job(n, {"results_path": str(res_dir / f"{n}.json")}) for n in SECTIONS], workers, progress)
+        [job(n, {"results_path": str(res_dir / f"{n}.json"), "cohort_snapshot": str(snapshot)})
+         for n in SECTIONS], workers, progress)
     results = merge(sorted(res_dir.glob("*.json")))
     (tmp / "results.json").write_text(dumps(results), encoding="utf-8")
     more_timings, more_failures = run_notebooks(

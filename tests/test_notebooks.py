@@ -7,7 +7,7 @@ import pytest
 from cartlib.params import SCHEMA, defaults
 from cartlib.runner import NOTEBOOKS, notebook_dir
 
-EXTRA = {"results_path", "results_json"}
+EXTRA = {"results_path", "results_json", "cohort_snapshot"}
 
 
 def _parameters_cell(name):

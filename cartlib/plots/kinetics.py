@@ -1,6 +1,7 @@
 """Kinetic figures: PK spaghetti plot with the median profile, IL-6 courses."""
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 
 import matplotlib.pyplot as plt  # noqa: F401  (the examples close their figures with plt)
@@ -17,6 +18,39 @@ from .style import OKABE_ITO, figure_axes, plain_log_ticks, plot_not_estimable
 PK_SCHEDULE = (4, 7, 10, 14, 21, 28, 35, 42, 49, 60, 84, 182, 273, 378,
                *range(728, 3459, 182))
 
+# Above this many patients a figure draws a sample of their lines: thousands of overlapping
+# lines show nothing more and take minutes to draw; medians and markers of the summary stay
+# computed from every patient.
+MAX_LINES = 200
+
+
+def sample_patients(ids, limit: int | None = MAX_LINES, keep: Sequence = ()) -> set:
+    """The patients whose lines a figure draws: all when there are at most ``limit``,
+    otherwise a deterministic sample of ``limit`` (plus every id of ``keep``).
+
+    The sample is the ``limit`` ids with the smallest SHA-256 of their text, so it does not
+    depend on a seed, on row order or on the other patients' ids being present.
+
+    >>> ids = [f"P{i:05d}" for i in range(1000)]
+    >>> chosen = sample_patients(ids, 10, keep=["P00001"])
+    >>> len(chosen), "P00001" in chosen, chosen == sample_patients(ids[::-1], 10, keep=["P00001"])
+    (11, True, True)
+    >>> sample_patients(["A", "B"], 10) == {"A", "B"}
+    True
+    """
+    unique = pd.unique(pd.Series(list(ids), dtype=object))
+    if limit is None or len(unique) <= limit:
+        return set(unique)
+    ranked = sorted(unique, key=lambda uid: hashlib.sha256(str(uid).encode("utf-8")).digest())
+    return set(ranked[:limit]) | (set(keep) & set(unique))
+
+
+def _sampling_note(drawn: int, total: int, summary: str | None = None) -> str | None:
+    """The legend's statement that lines are a sample (None when every line is drawn)."""
+    if drawn >= total:
+        return None
+    note = f"lines of {drawn:,} of {total:,} patients (deterministic sample)"
+    return f"{note}; {summary} of all {total:,}" if summary else note
 
 
 def _pk_points(pk: pd.DataFrame, lloq: float) -> pd.DataFrame:
@@ -82,7 +116,7 @@ def _draw_profiles(ax, d, lloq, median, highlight, markers=True):
 def plot_spaghetti(pk: pd.DataFrame, nca: pd.DataFrame | None = None, lloq: float = 100,
                    ax=None, median: bool = True, highlight: Sequence | None = None,
                    xmax: float | None = 120, xscale: str = "linear", inset: bool = True,
-                   schedule: Sequence = PK_SCHEDULE):
+                   schedule: Sequence = PK_SCHEDULE, max_patients: int | None = MAX_LINES):
     """Every patient's transgene profile (DAY > 0) on a log axis, the LLOQ and the median.
 
     BLQ samples (text ``BLQ`` or below ``lloq``) are drawn at ``lloq/2`` with open
@@ -92,6 +126,10 @@ def plot_spaghetti(pk: pd.DataFrame, nca: pd.DataFrame | None = None, lloq: floa
     (``None``: all follow-up) on ``xscale``; when samples lie beyond ``xmax`` and
     ``inset`` is true, an inset shows all follow-up on log time. Without any sample after
     day 0 the panel says ``not estimable (no PK sample after day 0)``.
+
+    With more than ``max_patients`` patients (``None``: no limit) only the lines, sample
+    markers and Cmax marks of :func:`sample_patients` (and of ``highlight``) are drawn, and
+    the legend says so; the median is still of every patient.
 
     >>> pk = pd.DataFrame({"USUBJID": ["A"] * 4 + ["B"] * 4, "DAY": [0, 7, 14, 200] * 2,
     ...                    "CONC": [np.nan, 5e4, 2e3, np.nan, np.nan, 9e3, 80, np.nan]})
@@ -106,9 +144,18 @@ def plot_spaghetti(pk: pd.DataFrame, nca: pd.DataFrame | None = None, lloq: floa
     highlight = set(highlight or ())
     ax = figure_axes(ax, (9, 5.5))
     med = median_pk_profile(pk, lloq, schedule) if median else None
+    total = d["USUBJID"].nunique()
+    drawn = sample_patients(d["USUBJID"], max_patients, keep=sorted(highlight, key=str))
+    if len(drawn) < total:
+        d = d[d["USUBJID"].isin(drawn)]
     _draw_profiles(ax, d, lloq, med, highlight)
+    note = _sampling_note(d["USUBJID"].nunique(), total, "median" if med is not None else None)
+    if note:
+        ax.plot([], [], " ", gid="sampling", label=note)
     if nca is not None:
         c = nca[["tmax", "cmax"]].dropna()
+        if len(drawn) < total:
+            c = c[c.index.isin(drawn)]
         ax.scatter(c["tmax"], c["cmax"], marker="^", s=30, color=OKABE_ITO["orange"], zorder=3,
                    gid="cmax", label="Cmax (NCA)")
     first, last = (float(d["DAY"].min()), float(d["DAY"].max())) if len(d) else (1.0, 1.0)
@@ -133,13 +180,14 @@ def plot_spaghetti(pk: pd.DataFrame, nca: pd.DataFrame | None = None, lloq: floa
 
 
 def plot_il6(labs: pd.DataFrame, analysis: pd.DataFrame | None = None, ax=None,
-             uln: float = 7):
+             uln: float = 7, max_patients: int | None = MAX_LINES):
     """IL-6 over days 0–28 per patient on a log axis, with the ULN, coloured by max CRS grade.
 
     Groups are CRS grade 0–2 and ≥ 3 (``crs_grade`` of ``analysis``); without
     ``analysis``, or for a patient not in it, lines are grey. Values ≤ 0 cannot be
     drawn on the log axis and are left out; with none left the panel says why
-    (``not estimable (...)``).
+    (``not estimable (...)``). With more than ``max_patients`` patients (``None``: no
+    limit) the lines of :func:`sample_patients` are drawn, and the legend says so.
 
     >>> labs = pd.DataFrame({"USUBJID": ["A", "A", "B", "B"], "DAY": [1, 7, 2, 9],
     ...                      "TEST": ["IL6"] * 4, "VALUE": [12.0, 300.0, 5.0, 8.0]})
@@ -158,6 +206,10 @@ def plot_il6(labs: pd.DataFrame, analysis: pd.DataFrame | None = None, ax=None,
     groups = {"CRS grade 0–2": OKABE_ITO["blue"], "CRS grade ≥ 3": OKABE_ITO["vermillion"],
               "CRS grade unknown": OKABE_ITO["grey"]}
     ax = figure_axes(ax, (9, 5))
+    total = d["USUBJID"].nunique()
+    drawn = sample_patients(d["USUBJID"], max_patients)
+    if len(drawn) < total:
+        d = d[d["USUBJID"].isin(drawn)]
     seen = set()
     for uid, prof in d.groupby("USUBJID", sort=False):
         g = grade.get(uid, np.nan)
@@ -169,6 +221,9 @@ def plot_il6(labs: pd.DataFrame, analysis: pd.DataFrame | None = None, ax=None,
     handles = [Line2D([], [], color=c, marker="o", ms=3, label=k) for k, c in groups.items()
                if k in seen]
     handles.append(Line2D([], [], color=OKABE_ITO["black"], ls="--", label=f"ULN ({uln:g} pg/mL)"))
+    note = _sampling_note(len(drawn), total)
+    if note:
+        handles.append(Line2D([], [], ls="", gid="sampling", label=note))
     ax.legend(handles=handles, loc="upper right", fontsize="small")
     ax.set_yscale("log")
     plain_log_ticks(ax.yaxis)
