@@ -272,3 +272,17 @@ def test_screen_with_a_constant_covariate():
     np.testing.assert_allclose(screen.table.loc[others, "p"].astype(float), ref.loc[others, "p"], atol=TOL)
     assert screen.table.loc[others, "reason"].isna().all()
     assert screen.selected == [c for c in others if ref.loc[c, "p"] < 0.2] == ["bca_duration_days"]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_information_at_zero_equals_the_per_time_efron_sums(seed):
+    """The O(n log n) information at beta = 0 equals the per-event-time loop, with many ties."""
+    from cartlib.stats.cox import efron_information_at_zero
+
+    rng = np.random.default_rng(seed)
+    n = 300
+    t = rng.integers(1, 40, n).astype(float)          # heavy ties
+    e = (rng.random(n) < 0.6).astype(float)
+    X = np.column_stack([rng.integers(0, 2, n), rng.normal(size=n), rng.exponential(size=n)])
+    loop = efron_terms(np.full(n, -np.inf), t, e, X, np.zeros(3))[3].sum(0)
+    np.testing.assert_allclose(efron_information_at_zero(t, e, X), loop, rtol=1e-10, atol=1e-10)

@@ -73,6 +73,47 @@ def efron_terms(start, stop, event, X, beta):
     return loglik, times, scores, infos
 
 
+def efron_information_at_zero(durations, events, X):
+    """The Efron information matrix at beta = 0 for right-censored data, in O(n log n).
+
+    Equal to ``efron_terms(-inf, durations, events, X, 0)[3].sum(0)``, which loops over event
+    times with a pass over every row each (quadratic in n: minutes for 20,000 patients); here
+    the risk-set sums come from reverse cumulative sums over rows sorted by time, and the d
+    tied deaths at a time are expanded to the d Efron risk sets at once.
+
+    >>> X = [[0.0], [1.0], [1.0], [0.0]]
+    >>> i = efron_information_at_zero([1, 2, 2, 3], [1, 1, 1, 0], X)
+    >>> ref = efron_terms([-np.inf] * 4, [1, 2, 2, 3], [1, 1, 1, 0], X, [0.0])[3].sum(0)
+    >>> bool(np.allclose(i, ref, rtol=1e-12, atol=1e-14))
+    True
+    """
+    stop, event = np.asarray(durations, float), np.asarray(events, float)
+    X = np.asarray(X, float).reshape(stop.size, -1)
+    order = np.argsort(stop, kind="stable")
+    stop, event, X = stop[order], event[order], X[order]
+    outer = X[:, :, None] * X[:, None, :]
+    # at-risk sums for "time >= stop[i]": suffix sums from row i on (one extra zero row at the end)
+    suffix1 = np.vstack([np.cumsum(X[::-1], axis=0)[::-1], np.zeros((1, X.shape[1]))])
+    suffix2 = np.concatenate([np.cumsum(outer[::-1], axis=0)[::-1], np.zeros((1,) + outer.shape[1:])])
+    dead = event == 1
+    times, which = np.unique(stop[dead], return_inverse=True)
+    first = np.searchsorted(stop, times, side="left")
+    s0, s1, s2 = stop.size - first, suffix1[first], suffix2[first]
+    d0 = np.bincount(which, minlength=times.size).astype(float)
+    d1 = np.zeros((times.size, X.shape[1]))
+    np.add.at(d1, which, X[dead])
+    d2 = np.zeros((times.size,) + outer.shape[1:])
+    np.add.at(d2, which, outer[dead])
+    # one row per death: the r-th of the d tied deaths removes r/d of their weight from the risk set
+    k = np.repeat(np.arange(times.size), d0.astype(int))
+    r = np.arange(k.size) - np.repeat(np.cumsum(d0) - d0, d0.astype(int))
+    frac = r / d0[k]
+    r0 = s0[k] - frac * d0[k]
+    means = (s1[k] - frac[:, None] * d1[k]) / r0[:, None]
+    second = (s2[k] - frac[:, None, None] * d2[k]) / r0[:, None, None]
+    return (second - means[:, :, None] * means[:, None, :]).sum(0)
+
+
 def newton_raphson(terms, beta, max_iter=100, accept_eps=1e-12, done_eps=1e-12, halvings=40):
     """Maximise a log-likelihood by Newton–Raphson with step halving, as R's ``coxph`` iterates
     (Therneau & Grambsch 2000, sec. 3.3; hand-written: lifelines' fitter has no hook for it).
@@ -137,7 +178,7 @@ def fit_problem(data: pd.DataFrame, covariates, coef, var, caught_warnings):
     return None
 
 
-def _summary_frame(coef, var, covariates, alpha):
+def summary_frame(coef, var, covariates, alpha):
     """coef, se, hr, hr_lo, hr_hi, z, Wald p from estimates and their covariance matrix."""
     z = stats.norm.ppf(1 - alpha / 2)
     se = np.sqrt(np.diag(var))
@@ -221,16 +262,14 @@ class CoxModel:
         if reason is not None:
             summary = nan_summary(self.fitted_covariates, reason)
         else:
-            summary = _summary_frame(self.params_, self.variance_, self.fitted_covariates, self.alpha)
+            summary = summary_frame(self.params_, self.variance_, self.fitted_covariates, self.alpha)
         self.summary = with_dropped_rows(self.covariates, self.dropped, summary)
         return self
 
     def _information_at_zero(self, covariates):
         """Efron information matrix at beta = 0: the cross-products ``coxph`` tests for singularity."""
-        t, e = self.data_[self.duration_col].to_numpy(), self.data_[self.event_col].to_numpy()
-        infos = efron_terms(np.full(t.size, -np.inf), t, e, self.data_[covariates].to_numpy(float),
-                            np.zeros(len(covariates)))[3]
-        return infos.sum(0)
+        return efron_information_at_zero(self.data_[self.duration_col].to_numpy(), self.data_[self.event_col].to_numpy(),
+                                         self.data_[covariates].to_numpy(float))
 
     def _fit_lifelines(self, data):
         from lifelines import CoxPHFitter

@@ -17,7 +17,7 @@ import pandas as pd
 from scipy import stats
 
 from cartlib.stats.cox import (FIT_OPTIONS, degenerate_reason, fit_problem, nan_summary,
-                               _summary_frame, efron_terms)
+                               summary_frame, efron_terms)
 
 __all__ = ["to_start_stop", "TimeVaryingCox", "MantelByarResult", "mantel_byar_test",
            "SimonMakuch", "landmark"]
@@ -113,7 +113,7 @@ class TimeVaryingCox:
             self.summary = nan_summary(covariates, reason)
             return self
         self.converged, self.loglik = True, float(ctv.log_likelihood_)
-        self.summary = _summary_frame(coef, var, covariates, self.alpha)
+        self.summary = summary_frame(coef, var, covariates, self.alpha)
         return self
 
 
