@@ -38,6 +38,29 @@ def temp_sibling(target: Path, kind: str) -> Path:
     return target.with_name(f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}.{kind}")
 
 
+def write_file(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically: a temporary file beside it, then renamed over it,
+    so ``path`` is the old file or the complete new one, never a half-written one.
+
+    >>> import tempfile
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     write_file(Path(d) / "a" / "x.txt", b"hi")
+    ...     sorted(p.name for p in (Path(d) / "a").iterdir()), (Path(d) / "a" / "x.txt").read_bytes()
+    (['x.txt'], b'hi')
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temp_sibling(path, "partial")
+    # os.open with 0o666 lets the user's umask decide the mode, as for any file they create
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
 def make_partial(target: Path) -> Path:
     """Create the temporary folder beside ``target`` with the user's usual permissions."""
     tmp = temp_sibling(target, "partial")

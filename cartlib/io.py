@@ -333,6 +333,19 @@ def _read_folder(path: Path, out: list[Violation]) -> tuple[dict[str, pd.DataFra
     return raw, blob.hexdigest()
 
 
+def input_files(path) -> list[Path]:
+    """The files :func:`load_cohort` reads: each table's file of a folder (CSV or a
+    statistical-package file, see :mod:`cartlib.formats`), or the workbook.
+
+    >>> import tempfile, cartlib.io as cio
+    >>> with tempfile.TemporaryDirectory() as d:
+    ...     [p.name for p in input_files(cio.write_example_cohort(d))][:2]
+    ['subjects.csv', 'events.csv']
+    """
+    path = Path(path)
+    return [(table_files(path, t) or [path / f"{t}.csv"])[0] for t in TABLES] if path.is_dir() else [path]
+
+
 def cohort_fingerprint(path) -> str:
     """The fingerprint :func:`load_cohort` gives the cohort at ``path``, without reading it
     as tables (SHA-256 of the six CSVs' bytes in table order, or of the workbook).
@@ -343,10 +356,8 @@ def cohort_fingerprint(path) -> str:
     ...     cohort_fingerprint(d) == load_cohort(d).fingerprint
     True
     """
-    path = Path(path)
-    files = [(table_files(path, t) or [path / f"{t}.csv"])[0] for t in TABLES] if path.is_dir() else [path]
     blob = hashlib.sha256()
-    for file in files:
+    for file in input_files(path):
         with open(file, "rb") as fh:
             for chunk in iter(lambda: fh.read(1 << 20), b""):
                 blob.update(chunk)

@@ -256,15 +256,6 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def input_files(data: Path) -> list[Path]:
-    """The files the loader reads: each table's file of a folder (CSV or statistical-package
-    file), or the workbook."""
-    from .formats import table_files
-    from .io import TABLES
-
-    return [(table_files(data, t) or [data / f"{t}.csv"])[0] for t in TABLES] if data.is_dir() else [data]
-
-
 def package_versions() -> dict[str, str]:
     names = ["numpy", "scipy", "pandas", "lifelines", "statsmodels", "matplotlib",
              "seaborn", "papermill", "nbconvert", "ipykernel"]
@@ -324,6 +315,7 @@ def _write_report(tmp: Path, params: dict[str, Any], fingerprint: str, source: P
                   workers: int | None, progress: bool, snapshot: Path) -> list[NotebookFailure]:
     """Execute the notebooks into ``tmp`` (the sections reading the cohort ``snapshot``) and
     write results, manifest and report there."""
+    from .io import input_files
     from .report import build_report
 
     started = time.perf_counter()

@@ -13,10 +13,9 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 from pathlib import Path
 
-from .atomic import temp_sibling
+from .atomic import write_file
 from .io import EXAMPLE
 from .outdir import PathError
 from .validate import EVENT_DETAIL, SPEC, TABLES, Col
@@ -218,10 +217,7 @@ def write_template(out, overwrite: bool = False) -> Path:
         raise FileExistsError(f"{out} is a folder; give the path of an .xlsx file")
     if out.exists() and not overwrite:
         raise FileExistsError(f"{out} exists; pass --overwrite to replace it")
-    tmp = temp_sibling(out, "partial")
-    try:
-        build_template().save(tmp)
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
+    workbook = io.BytesIO()
+    build_template().save(workbook)
+    write_file(out, workbook.getvalue())
     return out

@@ -18,12 +18,11 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import shutil
 from pathlib import Path
 
 from . import __version__
-from .atomic import make_partial, temp_sibling
+from .atomic import make_partial, write_file
 from .resources import notebooks_dir, parameters_dir
 
 MANIFEST = ".cartlib-workspace.json"
@@ -82,20 +81,6 @@ def _contents(dest: Path) -> dict[str, bytes]:
     return files
 
 
-def _write_atomically(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temp_sibling(path, "partial")
-    # os.open with 0o666 lets the user's umask decide the mode, as for any file they create
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
 def _written_before(dest: Path) -> dict[str, str]:
     """The files a previous ``init`` wrote here and their hashes ({} when there was none)."""
     try:
@@ -152,10 +137,10 @@ def init_workspace(dest: Path, force: bool = False) -> Path:
         if path.exists() and (not path.is_file() or _sha256(path.read_bytes()) != ours.get(rel)):
             log.warning("kept %s as it is (not written by cartlib init, or changed since)", path)
             continue
-        _write_atomically(path, data)
+        write_file(path, data)
         written[rel] = _sha256(data)
     # files an earlier init wrote and this one kept (e.g. edited notebooks) are no longer ours
-    _write_atomically(dest / MANIFEST, _manifest(written))
+    write_file(dest / MANIFEST, _manifest(written))
     return dest
 
 
@@ -166,8 +151,8 @@ def _write_new(dest: Path) -> Path:
     try:
         files = _contents(dest)
         for rel, data in files.items():
-            _write_atomically(tmp / rel, data)
-        _write_atomically(tmp / MANIFEST, _manifest({rel: _sha256(data) for rel, data in files.items()}))
+            write_file(tmp / rel, data)
+        write_file(tmp / MANIFEST, _manifest({rel: _sha256(data) for rel, data in files.items()}))
         tmp.rename(dest)  # fails, leaving nothing behind, if a non-empty dest appeared meanwhile
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -11,7 +11,7 @@ import pytest
 from cartlib import cli
 from cartlib.errors import CohortError
 from cartlib.io import cohort_fingerprint, load_cohort
-from cartlib.runner import input_files
+from cartlib.io import input_files
 from cartlib.sections import compute_results
 from cartlib.synth import generate_cohort, write_cohort
 from cartlib.validate import TABLES
