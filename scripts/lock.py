@@ -71,14 +71,20 @@ def write_atomically(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    # --keep: resolve only what pyproject.toml added since the last lock; every existing pin that
+    # still satisfies it stays (uv prefers the versions already in its output file)
+    keep = "--keep" in (sys.argv[1:] if argv is None else argv)
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
     with tempfile.TemporaryDirectory(prefix="cartlib-lock-") as tmp:
         venv.create(tmp, with_pip=True)
         subprocess.run([f"{tmp}/bin/python", "-m", "pip", "install", "--quiet", RESOLVER], check=True)
         resolved = Path(tmp) / "requirements.lock"
+        if keep:
+            resolved.write_bytes(LOCK.read_bytes())
         subprocess.run(
-            [f"{tmp}/bin/uv", "pip", "compile", "pyproject.toml", "-", "--extra", "test", "--upgrade",
+            [f"{tmp}/bin/uv", "pip", "compile", "pyproject.toml", "-", "--extra", "test",
+             *([] if keep else ["--upgrade"]),
              "--generate-hashes", "--python-version", PYTHON_VERSION, "--python-platform", PLATFORM,
              "--custom-compile-command", "make lock", "--quiet", "--output-file", str(resolved)],
             # the build backend is not a project dependency: it is handed in on stdin

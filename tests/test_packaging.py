@@ -46,7 +46,7 @@ def conda_pins() -> dict[str, str]:
     (matplotlib without a GUI toolkit, nbconvert without pandoc)."""
     pins = {}
     for dep in ENVIRONMENT["dependencies"]:
-        if not isinstance(dep, str) or dep == "pip" or dep.startswith("python"):
+        if not isinstance(dep, str) or dep == "pip" or re.match(r"python\b(?!-)", dep):
             continue
         name, sep, version = dep.partition("==")
         assert sep, f"environment.yml: {dep!r} is not pinned with =="
