@@ -13,7 +13,7 @@ from setuptools.command.build_py import build_py
 
 SOURCE_ROOT = Path(__file__).resolve().parent
 BUNDLE_DIR = Path("cartlib") / "_bundled"
-BUNDLED_FILES = {"notebooks": "*.ipynb", "parameters": "*.yaml"}  # repository folder -> files packed
+BUNDLED_FILES = {"notebooks": "*.ipynb", "parameters": "*.yaml", "parameters/scenarios": "*.yaml"}  # repository folder -> files packed
 
 
 def bundled_sources() -> dict[Path, Path]:

@@ -32,9 +32,27 @@ def calibrated_settings(params=None) -> dict:
     """The recorded search result (``calibration`` of parameters/synthetic.yaml).
 
     >>> sorted(calibrated_settings())
-    ['nrm_n', 'relapse_death_n', 'seed', 'stages']
+    ['model', 'nrm_n', 'relapse_death_n', 'seed', 'stages']
     """
     return dict((params or load_parameters())["calibration"])
+
+
+def calibrated_parameters(params=None) -> dict:
+    """The model parameters the bundled cohort is built with: ``params`` (default
+    parameters/synthetic.yaml) with the values under ``calibration.model`` in place, i.e. the
+    mechanisms added to the model after the calibration switched off (docs/SYNTHETIC.md).
+
+    >>> p = calibrated_parameters()
+    >>> p["outcomes"]["nrm_intercept_hsct"], load_parameters()["outcomes"]["nrm_intercept_hsct"]
+    (-3.0, -1.7)
+    """
+    params = copy.deepcopy(params or load_parameters())
+    for block, values in (params["calibration"].get("model") or {}).items():
+        unknown = set(values) - set(params[block])
+        if unknown:
+            raise KeyError(f"calibration.model.{block} names no model parameter: {sorted(unknown)}")
+        params[block].update(values)
+    return params
 
 
 def simulated_tables(params=None, paper=None, details=None) -> dict:
@@ -45,7 +63,7 @@ def simulated_tables(params=None, paper=None, details=None) -> dict:
     latent patients after the nudges (``nudged``), the toxicity stage (``toxicity``) and the
     outcome stage (``outcomes``).
     """
-    params = params or load_parameters()
+    params = calibrated_parameters(params)
     settings = calibrated_settings(params)
     stages = settings.get("stages", {})
     cal = paper_calibration(paper)
@@ -77,7 +95,7 @@ def default_cohort_tables(params=None, paper=None, details=None, simulated=None)
     >>> len(t["subjects"]), int((t["subjects"]["SEX"] == "F").sum())   # doctest: +SKIP
     (50, 23)
     """
-    params = params or load_parameters()
+    params = calibrated_parameters(params)
     stages = calibrated_settings(params).get("stages", {})
     tables = simulated_tables(params, paper) if simulated is None else simulated
     return fit_kinetics(tables, paper_figures(paper), params=params, details=details,

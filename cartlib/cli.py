@@ -105,6 +105,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="replace an --out folder that holds other files (never the input, the working "
                           "directory, the home folder, / or a repository root)")
     run.add_argument("--with-code", action="store_true", help="show code cells in the report")
+    run.add_argument("--docx", action="store_true",
+                     help="also write report.docx: the paper's tables (S1, 1A, 1B, 2, 3, transplant) for Word")
     run.add_argument("--workers", type=_count, default=None, help="notebooks run at once (default: cores)")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -121,6 +123,15 @@ def build_parser() -> argparse.ArgumentParser:
                      help="replace an --out folder that holds files (never the working directory, the home "
                           "folder, / or a repository root)")
     syn.add_argument("--params", help="generative-model YAML (default: the bundled synthetic.yaml)")
+    syn.add_argument("--format", choices=("csv", "sdtm"), default="csv",
+                     help="csv: the six contract tables (default); sdtm: CDISC SDTM datasets (.xpt) with "
+                          "calendar dates, for cartlib import-sdtm")
+
+    sdt = sub.add_parser("import-sdtm", help="convert CDISC SDTM datasets (.xpt, .sas7bdat) into a cohort folder")
+    sdt.add_argument("sdtm_dir", metavar="SDTM_DIR", help="folder of SDTM datasets (dm.xpt, ae.xpt, ...)")
+    sdt.add_argument("--mapping", help="mapping YAML (default: the bundled sdtm_mapping.yaml)")
+    sdt.add_argument("--out", required=True, help="cohort folder to write: absent or empty unless --overwrite")
+    sdt.add_argument("--overwrite", action="store_true", help="replace an --out folder that holds files")
 
     ini = sub.add_parser("init", help="write a workspace (notebooks, parameter files, README) for JupyterLab")
     ini.add_argument("dir", metavar="DIR", help="folder to create")
@@ -132,6 +143,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     nbs = sub.add_parser("notebooks", help="re-execute the committed notebooks in place on the default cohort")
     nbs.add_argument("names", nargs="*", help="notebook names (default: all)")
+
+    from .simulate.commands import add_parsers as add_simulation_parsers  # `simulate` and `power`
+
+    add_simulation_parsers(sub, count=_count, seed=_seed, max_seed=MAX_SEED)
     return p
 
 
@@ -148,8 +163,9 @@ def _run(args) -> None:
         resolve_path(args.data, "--data", must_exist=True)
     protect = (args.params,) if args.params else ()
     out = run_suite(args.out, data=args.data, overrides=values, with_code=args.with_code, workers=args.workers,
-                    progress=not args.quiet, force=args.force, protect=protect)
-    print(f"report: {shown(out / 'report.html')}\nresults: {shown(out / 'results.json')}")
+                    progress=not args.quiet, force=args.force, protect=protect, docx=args.docx)
+    print(f"report: {shown(out / 'report.html')}\nresults: {shown(out / 'results.json')}"
+          + (f"\nWord tables: {shown(out / 'report.docx')}" if args.docx else ""))
 
 
 def _validate(args) -> None:
@@ -169,8 +185,28 @@ def _synth(args) -> None:
     check_output(args.out, **rules)  # before the generation, which takes a while for large n
     tables = generate_cohort(args.n, args.seed, params=params)
     with staged_output(args.out, **rules) as tmp:
-        write_cohort(tables, tmp)
+        if args.format == "sdtm":
+            from .sdtm import write_sdtm
+
+            write_sdtm(tables, tmp, seed=args.seed)
+        else:
+            write_cohort(tables, tmp)
     print(f"wrote {args.n} synthetic patients (seed {args.seed}) to {shown(args.out)}")
+
+
+def _import_sdtm(args) -> None:
+    from .sdtm import import_sdtm, write_imported
+
+    source = resolve_path(args.sdtm_dir, "SDTM_DIR", must_exist=True)
+    mapping = resolve_path(args.mapping, "--mapping", must_exist=True) if args.mapping else None
+    rules = dict(inputs=(source,) + ((mapping,) if mapping else ()), force=args.overwrite, is_own=None,
+                 force_flag="--overwrite")
+    check_output(args.out, **rules)
+    result = import_sdtm(source, mapping)  # every problem is found before anything is written
+    with staged_output(args.out, **rules) as tmp:
+        write_imported(result, tmp)
+    print(f"wrote {len(result.tables['subjects'])} patients to {shown(args.out)}; "
+          f"mapping report: {shown(Path(args.out) / 'mapping_report.txt')}")
 
 
 def _init(args) -> None:
@@ -187,15 +223,22 @@ def _template(args) -> None:
     print(f"wrote the cohort template to {shown(out)}; fill it in, then: cartlib validate --data {shown(out)}")
 
 
+def _simulation(args) -> None:
+    from .simulate.commands import run_command  # imported here: Dask and Parquet only when asked
+
+    run_command(args)
+
+
 def _os_error_line(exc: OSError) -> str:
     where = f": {shown(exc.filename)}" if exc.filename else ""
     hint = "; free some space and run again" if exc.errno == errno.ENOSPC else ""
     return f"{exc.strerror or exc}{where}{hint}"
 
 
-ATOMIC_WRITERS = {"run", "synth"}  # commands that write through cartlib.outdir.staged_output
+ATOMIC_WRITERS = {"run", "synth", "import-sdtm"}  # commands that write through cartlib.outdir.staged_output
 COMMANDS = {"run": _run, "validate": _validate, "synth": _synth, "init": _init, "template": _template,
-            "notebooks": lambda args: execute_in_place(args.names or None)}
+            "notebooks": lambda args: execute_in_place(args.names or None),
+            "simulate": _simulation, "power": _simulation, "import-sdtm": _import_sdtm}
 
 
 def main(argv: list[str] | None = None) -> int:

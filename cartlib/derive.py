@@ -181,21 +181,6 @@ def derive_medication_use(medications: pd.DataFrame, drug: str, ids=None) -> pd.
     return pd.Series([int(u in users) for u in idx], index=idx, dtype=np.int64, name=drug.lower())
 
 
-def _bca_episode(days: np.ndarray, aplastic: np.ndarray) -> tuple[int, float, float, int]:
-    """(bca, onset_day, duration_days, ongoing) from one patient's assessments sorted by day.
-
-    Hand-written: it is the contract's own rule (docs/COHORT.md, B-cell aplasia; first
-    episode only), which no library derives."""
-    onset = np.flatnonzero((days > 0) & aplastic)
-    if onset.size == 0:
-        return 0, np.nan, 0.0, 0
-    i = onset[0]
-    lost = np.flatnonzero(~aplastic[i + 1:])
-    if lost.size:
-        return 1, days[i], days[i + 1 + lost[0]] - days[i], 0
-    return 1, days[i], days[-1] - days[i], 1
-
-
 def derive_bca(labs: pd.DataFrame, ids=None) -> pd.DataFrame:
     """B-cell aplasia per the contract: ``bca``, ``bca_onset_day``, ``bca_duration_days``,
     ``bca_ongoing``.
@@ -217,13 +202,44 @@ def derive_bca(labs: pd.DataFrame, ids=None) -> pd.DataFrame:
     aplastic = ((b["TEST"] == "BCELL_PCT_WBC") & (b["VALUE"] <= 1)) | (
         (b["TEST"] == "BCELL_PCT_LYM") & (b["VALUE"] <= 3))
     assess = aplastic.groupby([b["USUBJID"], b["DAY"]]).any().sort_index()
-    rows = {uid: _bca_episode(a.index.get_level_values("DAY").to_numpy(float), a.to_numpy(bool))
-            for uid, a in assess.groupby(level="USUBJID")}
     idx = _ids(labs, ids)
-    out = pd.DataFrame([rows.get(u, (0, np.nan, 0.0, 0)) for u in idx], index=idx,
-                       columns=["bca", "bca_onset_day", "bca_duration_days", "bca_ongoing"])
-    return out.astype({"bca": np.int64, "bca_onset_day": float, "bca_duration_days": float,
-                       "bca_ongoing": np.int64})
+    episodes = _bca_episodes(assess.index.get_level_values("USUBJID"),
+                             assess.index.get_level_values("DAY").to_numpy(float), assess.to_numpy(bool))
+    out = episodes.reindex(idx)
+    return out.fillna({"bca": 0, "bca_duration_days": 0.0, "bca_ongoing": 0}).astype(
+        {"bca": np.int64, "bca_onset_day": float, "bca_duration_days": float, "bca_ongoing": np.int64})
+
+
+def _bca_episodes(uids, days: np.ndarray, aplastic: np.ndarray) -> pd.DataFrame:
+    """(bca, onset_day, duration_days, ongoing) of every patient with an assessment (indexed by
+    USUBJID), from assessments sorted by (patient, day): onset at the first assessment with
+    DAY > 0 in aplasia, to the first later one not in aplasia (else the last: ongoing).
+
+    Hand-written, with array operations over all patients at once: it is the contract's own
+    rule (docs/COHORT.md, B-cell aplasia; first episode only), which no library derives."""
+    codes, names = pd.factorize(np.asarray(uids, dtype=object))
+    n_rows, n_patients = codes.size, names.size
+    pos = np.arange(n_rows)
+    last = np.full(n_patients, -1)
+    np.maximum.at(last, codes, pos)
+    onset = np.full(n_patients, n_rows)
+    candidate = (days > 0) & aplastic
+    np.minimum.at(onset, codes[candidate], pos[candidate])
+    # the first assessment not in aplasia at or after each row (n_rows when none)
+    next_lost = np.minimum.accumulate(np.where(aplastic, n_rows, pos)[::-1])[::-1]
+    has = onset < n_rows
+    i = onset[has]
+    j = np.append(next_lost, n_rows)[i + 1]
+    lost = j <= last[has]
+    bca = has.astype(np.int64)
+    onset_day = np.full(n_patients, np.nan)
+    onset_day[has] = days[i]
+    duration = np.zeros(n_patients)
+    duration[has] = np.where(lost, days[np.minimum(j, n_rows - 1)], days[last[has]]) - days[i]
+    ongoing = np.zeros(n_patients, dtype=np.int64)
+    ongoing[has] = (~lost).astype(np.int64)
+    return pd.DataFrame({"bca": bca, "bca_onset_day": onset_day, "bca_duration_days": duration,
+                         "bca_ongoing": ongoing}, index=pd.Index(names, name="USUBJID"))
 
 
 def derive_il6_peak(labs: pd.DataFrame, ids=None) -> pd.DataFrame:

@@ -36,7 +36,8 @@ from .atomic import LockHeld, make_partial, output_lock, remove_stale_partials, 
 
 # What a report folder written by ``cartlib run`` holds; a folder with anything else in it
 # is not (only) a report, so replacing it needs --force.
-REPORT_ENTRIES = frozenset({"manifest.json", "results.json", "report.html", "notebooks", "logs"})
+REPORT_ENTRIES = frozenset({"manifest.json", "results.json", "report.html", "notebooks", "logs", "figures",
+                            "report.docx"})
 # Files that file managers and JupyterLab add by themselves when a user opens a folder.
 HOUSEKEEPING_ENTRIES = frozenset({".DS_Store", "Thumbs.db", "desktop.ini", ".ipynb_checkpoints"})
 

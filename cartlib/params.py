@@ -115,6 +115,37 @@ def _choice(*options):
     return _checker(f"one of: {', '.join(options)}", check)
 
 
+AUC_INTERVALS_MAX = 20
+"""Most partial AUC intervals a parameter set may ask for (each adds results keys)."""
+
+
+def _day_intervals():
+    """A list of [start, end] day pairs (0 ≤ start < end ≤ DAY_MAX), each once; may be empty."""
+    allowed = (f"list of up to {AUC_INTERVALS_MAX} [start, end] day pairs, "
+               f"0 ≤ start < end ≤ {format_number(DAY_MAX)}, each once")
+
+    def check(v):
+        if not isinstance(v, (list, tuple)):
+            raise ParameterError(f"must be a {allowed}, got {_show(v)}")
+        if len(v) > AUC_INTERVALS_MAX:
+            raise ParameterError(f"has {len(v)} intervals; at most {AUC_INTERVALS_MAX} are accepted")
+        out = []
+        for pair in v:
+            numbers = isinstance(pair, (list, tuple)) and len(pair) == 2 and all(
+                isinstance(x, (int, float)) and not isinstance(x, bool) for x in pair)
+            try:
+                ok = numbers and all(math.isfinite(float(x)) for x in pair) and 0 <= pair[0] < pair[1] <= DAY_MAX
+            except OverflowError:  # an int beyond float range
+                ok = False
+            if not ok:
+                raise ParameterError(f"must be a {allowed}; {_show(pair)} is not such a pair")
+            out.append([float(pair[0]), float(pair[1])])
+        if len({tuple(x) for x in out}) != len(out):
+            raise ParameterError(f"names an interval twice: {_show(v)}")
+        return out
+    return _checker(allowed, check)
+
+
 def _covariates(*, not_outcomes: tuple[str, ...] = ()):
     """A non-empty list of known covariate names, each once; ``not_outcomes`` are names that
     are the outcome of the models using the list (a model cannot use its own outcome)."""
@@ -181,6 +212,8 @@ SCHEMA: dict[str, Spec] = {
     "lloq": _spec(100.0, _number(positive=True, hi=LIMIT_MAX), "qPCR lower limit of quantification, copies/µg DNA"),
     "auc_method": _spec("linear-up-log-down", _choice("linear-up-log-down", "linear"), "AUC integration rule (docs/NCA.md)"),
     "auc_end_day": _spec(28.0, _number(positive=True, hi=DAY_MAX), "end of the AUC interval, days"),
+    "auc_intervals": _spec([[0.0, 28.0], [0.0, 90.0]], _day_intervals(),
+                           "partial AUC intervals [start, end], days after infusion (docs/NCA.md)"),
     "expansion_min": _spec(1000.0, _number(lo=0, hi=LIMIT_MAX), "Cmax at or above which a patient had effective expansion"),
     "km_ci": _spec("plain", _choice("plain", "log", "log-log"), "Kaplan–Meier CI transform (R conf.type)"),
     "horizon_months": _spec(60.0, _number(positive=True, hi=MONTH_MAX), "time point of the survival and incidence rates"),
@@ -198,6 +231,11 @@ SCHEMA: dict[str, Spec] = {
                          _covariates(not_outcomes=_TOX_OUTCOMES), "Table 2, multivariable model 2"),
     "il6_uln": _spec(7.0, _number(lo=0, hi=LIMIT_MAX), "IL-6 upper limit of normal, pg/mL"),
     "corr_method": _spec("spearman", _choice("spearman", "pearson"), "correlation method for kinetics and BCA"),
+    "kinetic_blq": _spec("m3", _choice("m3", "zero", "half_lloq", "drop"),
+                         "BLQ samples in the kinetic-model likelihood: censored (m3), 0, LLOQ/2 or dropped"),
+    "kinetic_tmax_max": _spec(60.0, _number(lo=1, hi=DAY_MAX), "upper bound of the kinetic model's Tmax, days"),
+    "kinetic_exposure": _spec("nca", _choice("nca", "model"),
+                              "Cmax and AUC0–28d of the exposure–response models: from NCA or from the kinetic model"),
     "mrd_low_cutoff": _spec(1e-4, _number(lo=0, hi=1), "MRD below this is a low tumour burden (transplant strata)"),
     "mrd_high_cutoff": _spec(1e-2, _number(lo=0, hi=1), "MRD at or above this is a high tumour burden (transplant strata)"),
     "landmark_day": _spec(180.0, _number(positive=True, hi=DAY_MAX), "landmark day of the transplant landmark analysis"),

@@ -1,9 +1,12 @@
 """One self-contained HTML page from the executed notebooks (nbconvert does the rendering).
 
-The page opens with the run's parameters and the data fingerprint, then a table of
-contents, then every section's narrative, tables and figures (PNG, embedded). Code cells
-are hidden unless ``with_code``. A notebook that failed is replaced by a page naming the
-notebook, the cell and the error.
+The page opens with what a reader asks first: the cohort in one line and the headline
+findings of the paper (this run's value beside the paper's, with a status mark; the paper
+only beside the bundled cohort), then the contents, the data fingerprint and the parameters.
+Then every section's narrative, tables and figures (PNG, embedded); each section's
+"Results keys" block leaves the reading path for a folded appendix of every results key
+with a label. Code cells are hidden unless ``with_code``. A notebook that failed is replaced
+by a page naming the notebook, the cell and the error.
 
 The page is safe to open whatever the input was called:
 
@@ -18,6 +21,7 @@ The page is safe to open whatever the input was called:
 from __future__ import annotations
 
 import html
+import json
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -58,12 +62,79 @@ def _text(value: Any) -> str:
     return html.escape(str(value).encode("utf-8", "backslashreplace").decode("utf-8"), quote=True)
 
 
-def header_html(manifest: dict[str, Any], toc: list[tuple[str, str]]) -> str:
-    """The page's opening: data, fingerprint, version, the parameters and the contents.
+REPORT_CSS = """
+.cartlib-headline table { border-collapse: collapse; margin: 0.5em 0 0.3em 0; }
+.cartlib-headline th, .cartlib-headline td { padding: 3px 8px; border-bottom: 1px solid #ddd; text-align: left;
+  vertical-align: top; }
+.cartlib-headline td.num { white-space: nowrap; }
+.cartlib-status-matched { color: #00754f; font-weight: bold; white-space: nowrap; }
+.cartlib-status-differs { color: #b34700; font-weight: bold; white-space: nowrap; }
+.cartlib-status-infeasible, .cartlib-status-missing { color: #666; white-space: nowrap; }
+.cartlib-note { color: #555; font-size: 0.9em; }
+details.cartlib-collapsed > summary, .cartlib-appendix summary { cursor: pointer; font-weight: bold; }
+.cartlib-headline th, .cartlib-headline td { text-align: left !important; }
+/* printed: A4, narrow margins, smaller type and figures, so the reading path fits in few pages */
+@page { size: A4; margin: 12mm; }
+@media print {
+  :root { --jp-content-font-size1: 9.5pt; --jp-content-font-size2: 11pt; --jp-content-font-size3: 13pt;
+          --jp-content-font-size4: 15pt; --jp-content-font-size5: 17pt; --jp-ui-font-size0: 8pt;
+          --jp-ui-font-size1: 8.5pt; --jp-code-font-size: 8pt; }
+  body { font-size: 9.5pt; zoom: 0.88; }  /* the whole page a little smaller on paper */
+  .jp-RenderedImage img, figure.cartlib-figure img { max-width: 64% !important; }
+  .jp-RenderedHTMLCommon p, .jp-RenderedHTMLCommon ul { margin-top: 0.25em; margin-bottom: 0.35em; }
+  .jp-Cell, .jp-OutputArea-output, .jp-RenderedHTMLCommon { margin-top: 0 !important; margin-bottom: 0 !important; }
+  figure.cartlib-figure { margin-bottom: 0.6em !important; }
+  .jp-RenderedHTMLCommon table { font-size: 8pt; }
+  .jp-Cell { padding: 0 !important; }
+  .jp-RenderedHTMLCommon h1, .jp-RenderedHTMLCommon h2, .jp-RenderedHTMLCommon h3 { break-after: avoid; }
+  figure.cartlib-figure, .jp-RenderedImage { break-inside: avoid; }
+}
+"""
+
+
+def headline_html(results: dict[str, Any], with_paper: bool) -> str:
+    """The cohort in one line and the table of headline findings (this run; the paper and the
+    status when ``with_paper``), as HTML with every value escaped.
+
+    >>> page = headline_html({"cohort.n": 50, "efficacy.cr_rate": 0.98}, with_paper=True)
+    >>> "50 patients" in page and "98.0%" in page and "✓ matched" in page
+    True
+    """
+    from .headline import STATUS_MARKS, cohort_line, headline_table
+
+    table = headline_table(results, with_paper=with_paper)
+    head = "<th>Finding</th><th>This run (95% CI)</th>" + ("<th>Paper</th><th>Status</th>" if with_paper else "")
+    rows = []
+    for _, row in table.iterrows():
+        cells = f"<td>{_text(row['finding'])}</td><td class=\"num\">{_text(row['this run'])}</td>"
+        if with_paper:
+            note = f"<br><span class=\"cartlib-note\">{_text(row['note'])}</span>" if row["note"] else ""
+            cells += (f"<td class=\"num\">{_text(row['paper'])}</td>"
+                      f"<td><span class=\"cartlib-status-{_text(row['status'])}\">{_text(STATUS_MARKS[row['status']])}"
+                      f"</span>{note}</td>")
+        rows.append(f"<tr>{cells}</tr>")
+    legend = ("<p class=\"cartlib-note\">Status: ✓ matched = within the tolerance stated for the paper's figure; "
+              "✗ differs = outside it; ○ not scored = the published figure cannot hold together with the paper's "
+              "own counts (section 7 says why). Intervals are 95% confidence intervals; ranges are "
+              "minimum–maximum.</p>"
+              if with_paper else
+              "<p class=\"cartlib-note\">Intervals are 95% confidence intervals; ranges are minimum–maximum. "
+              "Section 7 compares every published figure with this cohort.</p>")
+    return (f"<p><b>Cohort:</b> {_text(cohort_line(results))}</p>"
+            f"<h2 id=\"headline\">Headline findings</h2><div class=\"cartlib-headline\"><table><thead><tr>{head}</tr>"
+            f"</thead><tbody>{''.join(rows)}</tbody></table></div>{legend}")
+
+
+def header_html(manifest: dict[str, Any], toc: list[tuple[str, str]], results: dict[str, Any] | None = None) -> str:
+    """The page's opening: the cohort in one line and the headline findings (when ``results``
+    are given; the paper's values only beside the bundled cohort), the contents, then the
+    data, fingerprint, version and parameters of the run.
 
     >>> "&lt;b&gt;" in header_html({"data": "<b>", "parameters": {}}, [])
     True
     """
+    from .headline import is_bundled_cohort
+
     params = manifest.get("parameters", {})
     rows = "".join(f"<tr><td><code>{_text(k)}</code></td><td><code>{_text(v)}</code></td></tr>"
                    for k, v in params.items())
@@ -71,14 +142,63 @@ def header_html(manifest: dict[str, Any], toc: list[tuple[str, str]]) -> str:
     failed = manifest.get("failures") or []
     status = (f"<p><b>Incomplete run:</b> {len(failed)} notebook{'s' if len(failed) != 1 else ''} failed; "
               "their sections show the error.</p>" if failed else "")
+    headline = (headline_html(results, with_paper=is_bundled_cohort(manifest.get("data_fingerprint")))
+                if results else "")
     return (
-        "<h1>CAR-T outcome study report</h1>"
-        f"<p><b>Data:</b> {_text(manifest.get('data', ''))}<br>"
-        f"<b>Data fingerprint (SHA-256):</b> <code>{_text(manifest.get('data_fingerprint', ''))}</code><br>"
-        f"<b>cartlib:</b> {_text(manifest.get('cartlib', ''))}</p>{status}"
-        f"<details><summary><b>Parameters of this run</b></summary><table>{rows}</table></details>"
+        f"<style>{REPORT_CSS}</style>"
+        f"<h1>CAR-T outcome study report</h1>{status}{headline}"
         f"<h2>Contents</h2><ul>{items}</ul>"
+        f"<p class=\"cartlib-note\"><b>Data:</b> {_text(manifest.get('data', ''))}<br>"
+        f"<b>Data fingerprint (SHA-256):</b> <code>{_text(manifest.get('data_fingerprint', ''))}</code><br>"
+        f"<b>cartlib:</b> {_text(manifest.get('cartlib', ''))}</p>"
+        f"<details><summary><b>Parameters of this run</b></summary><table>{rows}</table></details>"
     )
+
+
+APPENDIX_ANCHOR = "appendix-keys"
+APPENDIX_TITLE = "Appendix: every results key"
+
+
+def appendix_html(results: dict[str, Any]) -> str:
+    """Every results.json key by section, folded: the key, its label, this run's value and the
+    paper's where it has one (results.json stays the machine interface).
+
+    >>> page = appendix_html({"cohort.n": 50, "bca.n": 48})
+    >>> page.count("<details") == 2 and "patients, n" in page
+    True
+    """
+    from .scorecard import key_table
+
+    blocks = []
+    for section in dict.fromkeys(k.split(".")[0] for k in results):
+        values = {k: v for k, v in results.items() if k.split(".")[0] == section}
+        table = key_table(values, labels=True).to_html(escape=True, border=0)
+        blocks.append(f"<details><summary>{_text(section)} ({len(values)} keys)</summary>{table}</details>")
+    return (f'<div class="cartlib-appendix"><h1 id="{APPENDIX_ANCHOR}">{_text(APPENDIX_TITLE)}</h1>'
+            "<p>The numbers of <code>results.json</code>, rounded to four significant digits (the file keeps ten), "
+            "with the paper's value where it reports one. Each key is described in the documentation of the results "
+            "(<code>docs/RESULTS.md</code>).</p>" + "".join(blocks) + "</div>")
+
+
+_KEYS_HEADING = re.compile(r"^\s*##\s+Results keys", re.I)
+_MAJOR_HEADING = re.compile(r"^\s*#{1,2}\s", re.M)
+
+
+def reading_cells(cells):
+    """The cells of a section without its "Results keys" block (a markdown heading ``## Results
+    keys…`` and every cell up to the next heading of level 1 or 2): the report shows those keys,
+    labelled, in its appendix."""
+    out, skipping = [], False
+    for cell in cells:
+        if cell.cell_type == "markdown":
+            if _KEYS_HEADING.match(cell.source):
+                skipping = True
+                continue
+            if skipping and _MAJOR_HEADING.match(cell.source):
+                skipping = False
+        if not skipping:
+            out.append(cell)
+    return out
 
 
 def failure_html(title: str, failure: dict[str, Any]) -> str:
@@ -104,9 +224,10 @@ def failure_html(title: str, failure: dict[str, Any]) -> str:
 
 
 def combine_notebooks(paths: list[Path], manifest: dict[str, Any], failures: Sequence[dict[str, Any]] = (),
-                      names: Sequence[str] | None = None):
-    """One notebook: a header cell (parameters, fingerprint, contents) and every section in
-    order, with a failure page in place of each notebook named in ``failures``.
+                      names: Sequence[str] | None = None, results: dict[str, Any] | None = None):
+    """One notebook: a header cell (headline findings, contents, parameters, fingerprint) and
+    every section in order, with a failure page in place of each notebook named in
+    ``failures``, then (with ``results``) the appendix of every results key.
 
     ``names`` fixes the sections and their order (default: the stems of ``paths``); a name
     without a file appears only if it failed.
@@ -120,17 +241,20 @@ def combine_notebooks(paths: list[Path], manifest: dict[str, Any], failures: Seq
     combined = nbformat.v4.new_notebook()
     first = next(iter(notebooks.values()), None)
     combined.metadata = first.metadata if first is not None else {}
-    combined.cells.append(html_cell(header_html(manifest, toc)))
+    contents = toc + ([(APPENDIX_ANCHOR, APPENDIX_TITLE)] if results else [])
+    combined.cells.append(html_cell(header_html(manifest, contents, results)))
     for (anchor, title), name in zip(toc, order):
         combined.cells.append(html_cell(f'<a id="{_text(anchor)}"></a>'))
         if name in failed:
             combined.cells.append(html_cell(failure_html(title, failed[name])))
             continue
-        for cell in notebooks[name].cells:
+        for cell in reading_cells(notebooks[name].cells):
             tags = set(cell.get("metadata", {}).get("tags", []))
             if {"parameters", "injected-parameters"} & tags:
                 continue  # shown once, in the header
             combined.cells.append(cell)
+    if results:
+        combined.cells.append(html_cell(appendix_html(results)))
     return combined
 
 
@@ -153,17 +277,21 @@ def make_self_contained(page: str) -> str:
 
 
 def build_report(notebook_folder: Path, target: Path, manifest: dict[str, Any], with_code: bool = False,
-                 failures: Sequence[dict[str, Any]] = (), notebooks: Sequence[str] | None = None) -> Path:
+                 failures: Sequence[dict[str, Any]] = (), notebooks: Sequence[str] | None = None,
+                 results: dict[str, Any] | None = None) -> Path:
     """Render the executed notebooks of ``notebook_folder`` into the single page ``target``.
 
     ``failures`` (dicts with ``notebook``, ``cell``, ``execution_count``, ``error``,
     ``traceback``) are shown in place of their notebooks; ``notebooks`` gives the sections'
-    order (default: the files' names, sorted).
+    order (default: the files' names, sorted). ``results`` (default: the ``results.json``
+    beside ``target``, if there is one) gives the headline findings and the appendix.
     """
     from nbconvert import HTMLExporter
 
+    if results is None and Path(target).with_name("results.json").is_file():
+        results = json.loads(Path(target).with_name("results.json").read_text(encoding="utf-8"))
     paths = sorted(Path(notebook_folder).glob("*.ipynb"))
-    combined = combine_notebooks(paths, manifest, failures, notebooks)
+    combined = combine_notebooks(paths, manifest, failures, notebooks, results)
     exporter = HTMLExporter(template_name="lab", exclude_input=not with_code,
                             exclude_input_prompt=True, exclude_output_prompt=True)
     body, _ = exporter.from_notebook_node(combined, resources={"metadata": {"name": "CAR-T outcome study report"}})

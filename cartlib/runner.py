@@ -37,9 +37,12 @@ from .params import resolve
 from .processes import end_with_parent, redirect_output
 from .results import dumps, merge
 
-SECTIONS = ["00_cohort", "01_efficacy", "02_toxicity", "03_pk", "04_bca", "05_transplant"]
+# notebooks run at once (all but 07_simulation record results keys); the scorecard reads the merged
+# results.json
+SECTIONS = ["00_cohort", "01_efficacy", "02_toxicity", "03_pk", "04_bca", "05_transplant", "07_simulation",
+            "08_kinetic_model"]
 SCORECARD = "06_scorecard"
-NOTEBOOKS = SECTIONS + [SCORECARD]
+NOTEBOOKS = sorted(SECTIONS + [SCORECARD])  # the report's order
 ENGINE_NAME = "cartlib-progress"
 KERNEL_NAME = "python3"
 CELL_TIMEOUT_S = 1800
@@ -271,14 +274,15 @@ def package_versions() -> dict[str, str]:
 def run_suite(out: str | os.PathLike, data: str | os.PathLike | None = None,
               overrides: dict[str, Any] | None = None, with_code: bool = False,
               workers: int | None = None, progress: bool = True, force: bool = False,
-              protect: tuple[str | os.PathLike, ...] = ()) -> Path:
+              protect: tuple[str | os.PathLike, ...] = (), docx: bool = False) -> Path:
     """Validate, execute every notebook, and write the report folder ``out`` atomically.
 
     ``out`` must be absent, empty or an earlier report unless ``force``; it may never be or
     hold the input, nor any path in ``protect`` (e.g. the parameter file), nor the places
     :mod:`cartlib.outdir` lists (``PathError``). Raises ``CohortError`` (before anything runs)
     for bad input, leaving ``out`` as it was. When notebooks fail, the report is still
-    written, with a page naming each failure, and then ``NotebookFailed`` is raised.
+    written, with a page naming each failure, and then ``NotebookFailed`` is raised. ``docx``
+    also writes ``report.docx``, the paper's tables for Word (:mod:`cartlib.word`).
     """
     from .analysis import write_snapshot
     from .io import load_cohort
@@ -302,7 +306,7 @@ def run_suite(out: str | os.PathLike, data: str | os.PathLike | None = None,
         snapshot, fingerprint = write_snapshot(cohort, snapshot_dir), cohort.fingerprint
         del cohort
         failures = _write_report(tmp, params, fingerprint, source, with_code, workers, progress,
-                                 snapshot)
+                                 snapshot, docx, previous_timings(out))
         snapshot.unlink()
         snapshot_dir.rmdir()
     out = Path(out).resolve()
@@ -311,28 +315,48 @@ def run_suite(out: str | os.PathLike, data: str | os.PathLike | None = None,
     return out
 
 
+def previous_timings(out: str | os.PathLike) -> dict[str, float]:
+    """Seconds per notebook of the earlier report in ``out`` (its manifest), {} when there is none."""
+    try:
+        timings = json.loads((Path(out) / "manifest.json").read_text(encoding="utf-8")).get("timings_s", {})
+        return {str(k): float(v) for k, v in timings.items()}
+    except (OSError, ValueError, AttributeError, TypeError):
+        return {}
+
+
+def longest_first(names: list[str], seconds: dict[str, float]) -> list[str]:
+    """``names`` with the longest expected first (unknown ones first of all, in the given order):
+    with fewer workers than notebooks, a long notebook started last would run on alone.
+
+    >>> longest_first(["a", "b", "c"], {"a": 5.0, "c": 20.0})
+    ['b', 'c', 'a']
+    """
+    return sorted(names, key=lambda n: -seconds.get(n, float("inf")))
+
+
 def _write_report(tmp: Path, params: dict[str, Any], fingerprint: str, source: Path, with_code: bool,
-                  workers: int | None, progress: bool, snapshot: Path) -> list[NotebookFailure]:
+                  workers: int | None, progress: bool, snapshot: Path, docx: bool = False,
+                  expected_s: dict[str, float] | None = None) -> list[NotebookFailure]:
     """Execute the notebooks into ``tmp`` (the sections reading the cohort ``snapshot``) and
     write results, manifest and report there."""
     from .io import input_files
     from .report import build_report
 
     started = time.perf_counter()
-    nb_dir, res_dir, log_dir = tmp / "notebooks", tmp / ".sections", tmp / "logs"
-    for folder in (nb_dir, res_dir, log_dir):
+    nb_dir, res_dir, log_dir, fig_dir = tmp / "notebooks", tmp / ".sections", tmp / "logs", tmp / "figures"
+    for folder in (nb_dir, res_dir, log_dir, fig_dir):
         folder.mkdir()
     src = notebook_dir()
 
     def job(name: str, extra: dict[str, Any]) -> _Job:
         declared = notebook_parameters(src / f"{name}.ipynb")
-        given = {**params, **extra}
+        given = {**params, "figures_dir": str(fig_dir), **extra}  # figures as SVG + PNG, where declared
         return _Job(name, str(src / f"{name}.ipynb"), str(nb_dir / f"{name}.ipynb"),
                     {k: v for k, v in given.items() if k in declared}, str(tmp), str(log_dir / f"{name}.log"))
 
     timings, failures = run_notebooks(
         [job(n, {"results_path": str(res_dir / f"{n}.json"), "cohort_snapshot": str(snapshot)})
-         for n in SECTIONS], workers, progress)
+         for n in longest_first(SECTIONS, expected_s or {})], workers, progress)
     results = merge(sorted(res_dir.glob("*.json")))
     (tmp / "results.json").write_text(dumps(results), encoding="utf-8")
     more_timings, more_failures = run_notebooks(
@@ -357,7 +381,11 @@ def _write_report(tmp: Path, params: dict[str, Any], fingerprint: str, source: P
     }
     (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     build_report(nb_dir, tmp / "report.html", manifest, with_code=with_code,
-                 failures=[asdict(f) for f in failures], notebooks=NOTEBOOKS)
+                 failures=[asdict(f) for f in failures], notebooks=NOTEBOOKS, results=results)
+    if docx:
+        from .word import write_docx
+
+        write_docx(tmp / "report.docx", params, snapshot)
     return failures
 
 

@@ -265,3 +265,110 @@ def _row_labels(summary: pd.DataFrame, labels: Mapping | Sequence | None) -> pd.
     if len(labels) != len(summary):
         raise ValueError(f"labels has {len(labels)} entries for {len(summary)} rows")
     return pd.Index([str(x) for x in labels])
+
+
+# --- captioned display ----------------------------------------------------------------
+
+LONG_CELL_CHARS = 60   # a cell longer than this reads as a footnote mark in displays
+
+
+def footnote_long_cells(frame: pd.DataFrame, max_chars: int = LONG_CELL_CHARS) -> tuple[pd.DataFrame, list[str]]:
+    """Replace over-long ``not estimable (reason)`` cells by ``not estimable [k]``; returns the
+    frame and the notes (``reason`` k), so a table keeps its width without cutting text.
+
+    >>> t = pd.DataFrame({"OR": ["0.5 (0.1–2.0)", "not estimable (" + "x" * 70 + ")"]})
+    >>> shown, notes = footnote_long_cells(t)
+    >>> shown["OR"].tolist(), len(notes[0])
+    (['0.5 (0.1–2.0)', 'not estimable [1]'], 70)
+    """
+    notes: list[str] = []
+
+    def shorten(cell):
+        if isinstance(cell, str) and len(cell) > max_chars and cell.startswith("not estimable (") and cell.endswith(")"):
+            reason = cell[len("not estimable ("):-1]
+            if reason not in notes:
+                notes.append(reason)
+            return f"not estimable [{notes.index(reason) + 1}]"
+        return cell
+
+    return frame.apply(lambda col: col.map(shorten)), notes
+
+
+class CaptionedFrame(pd.DataFrame):
+    """A display table: a DataFrame of text cells with a ``caption`` (and optional ``notes``).
+
+    It behaves as the DataFrame it holds; notebooks show it with the caption above the table
+    (what, how many patients, which method) and footnotes under it, as a journal prints a
+    table. Over-long ``not estimable (reason)`` cells become numbered footnotes in the display
+    (the cells themselves keep the whole text). Derived frames (slices, copies) are plain
+    DataFrames without the caption.
+    """
+
+    _metadata = ["caption", "notes"]
+
+    @property
+    def _constructor(self):
+        return pd.DataFrame
+
+    def _display_parts(self) -> tuple[pd.DataFrame, list[str]]:
+        shown, reasons = footnote_long_cells(pd.DataFrame(self))
+        notes = [f"[{k}] {r}" for k, r in enumerate(reasons, start=1)] + list(getattr(self, "notes", []) or [])
+        return shown, notes
+
+    def _repr_html_(self) -> str:
+        import hashlib
+
+        shown, notes = self._display_parts()
+        caption = html_text(getattr(self, "caption", "") or "")
+        uuid = hashlib.sha256((caption + shown.to_csv()).encode("utf-8")).hexdigest()[:10]  # stable ids
+        styler = shown.style.set_uuid(uuid).set_table_styles([
+            {"selector": "th", "props": "text-align: left; vertical-align: top;"},
+            {"selector": "td", "props": "text-align: left; vertical-align: top;"},
+        ]).set_table_attributes(f'aria-describedby="caption-{uuid}"')
+        # the caption as a paragraph above the table (a <caption> would wrap to the table's width)
+        body = (f'<p class="cartlib-table-caption" id="caption-{uuid}" style="max-width:60em;margin-bottom:0.3em">'
+                f"{caption}</p>" + styler.to_html())
+        if notes:
+            body += ('<p class="cartlib-table-notes" style="font-size:0.88em;margin-top:0.2em">'
+                     + "<br>".join(html_text(n) for n in notes) + "</p>")
+        return f'<div class="cartlib-table">{body}</div>'
+
+    def __repr__(self) -> str:
+        shown, notes = self._display_parts()
+        with pd.option_context("display.max_colwidth", None, "display.width", 250,
+                               "display.max_columns", None, "display.max_rows", 500):
+            text = pd.DataFrame.__repr__(shown)
+        return "\n".join([f"Table: {getattr(self, 'caption', '')}", text, *notes])
+
+
+def html_text(value) -> str:
+    """``value`` as escaped HTML text."""
+    import html
+
+    return html.escape(str(value), quote=True)
+
+
+def captioned(frame: pd.DataFrame, caption: str, notes=()) -> CaptionedFrame:
+    """``frame`` with a caption (and footnotes) for display; see :class:`CaptionedFrame`.
+
+    >>> t = captioned(pd.DataFrame({"n": ["3"]}, index=["CR"]), "Response at day 28 (N = 3).")
+    >>> t.caption, t.loc["CR", "n"], repr(t).splitlines()[0]
+    ('Response at day 28 (N = 3).', '3', 'Table: Response at day 28 (N = 3).')
+    """
+    out = CaptionedFrame(frame)
+    out.caption, out.notes = caption, list(notes)
+    return out
+
+
+def selection_sentence(selected: Sequence[str], labels: Mapping, threshold: float) -> str:
+    """The covariates a univariable screen passes, as a sentence for a caption.
+
+    >>> selection_sentence(["female", "icans"], {"female": "Female"}, 0.2)
+    'Covariates with p < 0.2 (entering a multivariable model): Female, icans.'
+    >>> selection_sentence([], {}, 0.2)
+    'No covariate had p < 0.2.'
+    """
+    if not selected:
+        return f"No covariate had p < {threshold:g}."
+    names = ", ".join(str(labels.get(c, c)) for c in selected)
+    return f"Covariates with p < {threshold:g} (entering a multivariable model): {names}."

@@ -42,6 +42,14 @@ def pytest_collection_modifyitems(items):
 
 
 @pytest.fixture(scope="session")
+def e2e_run(tmp_path_factory):
+    """The report folder of one real ``cartlib run --docx`` of the bundled cohort (see tests/e2e_run.py)."""
+    from e2e_run import run_bundled
+
+    return run_bundled(tmp_path_factory.mktemp("e2e"))
+
+
+@pytest.fixture(scope="session")
 def calibration_runs(tmp_path_factory):
     """``[(kernel, threads, out_dir), ...]`` of the rebuilds and the first one's pickled records
     (``before_kinetics``, ``latent``, ``tables``, ``kinetics``; see ``python -m calibration``)."""

@@ -139,3 +139,18 @@ def test_empty_row_or_column():
     res = fisher_exact([[3, 0, 5], [2, 0, 4]])
     assert res.p_value == pytest.approx(fisher_exact([[3, 5], [2, 4]]).p_value) and np.isnan(res.odds_ratio)
     assert np.isnan(chi_square([[3, 0, 5], [2, 0, 4]]).p_value)
+
+
+def test_mann_whitney_equals_scipy_asymptotic_test():
+    """The written-out normal approximation gives scipy's statistic and p, ties included."""
+    from scipy import stats as sps
+
+    from cartlib.stats.compare import mann_whitney
+
+    rng = np.random.default_rng(5)
+    for nx, ny in ((1, 5), (7, 9), (30, 41)):
+        x, y = rng.integers(0, 6, nx).astype(float), rng.integers(1, 8, ny).astype(float)
+        ref = sps.mannwhitneyu(x, y, use_continuity=True, alternative="two-sided", method="asymptotic")
+        got = mann_whitney(x, y)
+        assert got.statistic == ref.statistic
+        assert got.p_value == pytest.approx(ref.pvalue, rel=1e-13, abs=1e-300)

@@ -145,15 +145,20 @@ def test_zph_with_a_single_event_time_is_not_computable():
     assert z["p"].isna().all() and z["reason"].notna().all()
 
 
-def test_newton_fallback_fits_what_lifelines_stops_on():
-    """A group of 2 patients, both dead: lifelines raises ConvergenceError, R's coxph (and the
-    Newton–Raphson fallback) converge. Golden: tests/golden/survival/cox_small_group.R."""
+def test_newton_fallback_fits_what_the_damped_iteration_stops_on():
+    """A group of 2 patients, both dead: lifelines' damped iteration (as CoxModel runs it) stops
+    on a matrix it cannot solve, R's coxph (and the Newton–Raphson fallback) converge. Golden:
+    tests/golden/survival/cox_small_group.R."""
     import json
     from pathlib import Path
+
+    from cartlib.stats.efron import NotConverged, fit_standardised
 
     folder = Path(__file__).parent / "golden" / "survival"
     data = pd.read_csv(folder / "cox_small_group.csv")
     r = json.loads((folder / "cox_small_group.json").read_text())
+    with pytest.raises(NotConverged):
+        fit_standardised(data["time"], data["event"], data[["x"]], precision=1e-12, r_precision=1e-15, max_steps=200)
     m = CoxModel().fit(data, "time", "event", ["x"])
     assert m.reason is None and m.converged
     row = m.summary.loc["x"]
@@ -161,29 +166,19 @@ def test_newton_fallback_fits_what_lifelines_stops_on():
     assert abs(row["p"] - r["p"]) < 1e-6 and abs(m.loglik - r["loglik"]) < 1e-6
 
 
-def test_newton_fallback_also_follows_a_failed_convergence_warning(monkeypatch):
-    """lifelines can also stop with a "failed" ConvergenceWarning and a runaway estimate instead
-    of raising; the R-style Newton–Raphson decides then too. Same golden as above, for a
-    fit that lifelines is made to report as failed."""
+def test_newton_fallback_also_follows_an_iteration_that_did_not_converge(monkeypatch):
+    """The damped iteration can also end without converging on a runaway estimate instead of
+    raising; the R-style Newton–Raphson decides then too. Same golden as above, for a fit that
+    the damped iteration is made to report as not converged."""
     import json
-    import warnings
     from pathlib import Path
 
-    from lifelines import CoxPHFitter
-    from lifelines.exceptions import ConvergenceWarning
+    import cartlib.stats.cox as cox
 
     folder = Path(__file__).parent / "golden" / "survival"
     data = pd.read_csv(folder / "cox_small_group.csv")
     r = json.loads((folder / "cox_small_group.json").read_text())
-
-    def failing_fit(self, df, duration_col, event_col, **kwargs):
-        self.params_ = pd.Series([-8.8], index=["x"])
-        self.variance_matrix_ = pd.DataFrame([[4.0]], index=["x"], columns=["x"])
-        self.log_likelihood_ = -1e9
-        warnings.warn("Newton-Raphson failed to converge sufficiently", ConvergenceWarning)
-        return self
-
-    monkeypatch.setattr(CoxPHFitter, "fit", failing_fit)
+    monkeypatch.setattr(cox, "fit_standardised", lambda *a, **k: (np.array([-8.8]), np.array([[4.0]]), -1e9, False))
     m = CoxModel().fit(data, "time", "event", ["x"])
     assert m.reason is None and m.converged
     assert abs(m.summary.loc["x", "coef"] - r["coef"]) < 1e-6 and abs(m.loglik - r["loglik"]) < 1e-6
@@ -274,15 +269,77 @@ def test_screen_with_a_constant_covariate():
     assert screen.selected == [c for c in others if ref.loc[c, "p"] < 0.2] == ["bca_duration_days"]
 
 
-@pytest.mark.parametrize("seed", [0, 1, 2])
-def test_information_at_zero_equals_the_per_time_efron_sums(seed):
-    """The O(n log n) information at beta = 0 equals the per-event-time loop, with many ties."""
-    from cartlib.stats.cox import efron_information_at_zero
+def _efron_by_loop(start, stop, event, X, beta):
+    """The Efron sums written the plain way (one pass over every row per event time): the oracle."""
+    eta = X @ beta
+    w = np.exp(eta)
+    loglik, scores, infos = 0.0, [], []
+    for t in np.unique(stop[event == 1]):
+        risk = (start < t) & (stop >= t)
+        dead = risk & (stop == t) & (event == 1)
+        d = dead.sum()
+        s0, s1, s2 = w[risk].sum(), w[risk] @ X[risk], (X[risk] * w[risk, None]).T @ X[risk]
+        d0, d1, d2 = w[dead].sum(), w[dead] @ X[dead], (X[dead] * w[dead, None]).T @ X[dead]
+        frac = np.arange(d)[:, None] / d
+        r0 = s0 - frac[:, 0] * d0
+        means = (s1[None, :] - frac * d1[None, :]) / r0[:, None]
+        second = (s2[None] - frac[:, :, None] * d2[None]) / r0[:, None, None]
+        scores.append(X[dead].sum(0) - means.sum(0))
+        infos.append((second - means[:, :, None] * means[:, None, :]).sum(0))
+        loglik += eta[dead].sum() - np.log(r0).sum()
+    return loglik, np.array(scores), np.array(infos)
 
+
+def _tied_data(seed, n=300):
     rng = np.random.default_rng(seed)
-    n = 300
     t = rng.integers(1, 40, n).astype(float)          # heavy ties
     e = (rng.random(n) < 0.6).astype(float)
     X = np.column_stack([rng.integers(0, 2, n), rng.normal(size=n), rng.exponential(size=n)])
-    loop = efron_terms(np.full(n, -np.inf), t, e, X, np.zeros(3))[3].sum(0)
-    np.testing.assert_allclose(efron_information_at_zero(t, e, X), loop, rtol=1e-10, atol=1e-10)
+    return rng, t, e, X
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_efron_sums_equal_the_per_time_loop(seed):
+    """The O(n log n) sums equal the loop, with many ties, for right-censored and start/stop rows."""
+    from cartlib.stats.cox import efron_information_at_zero
+
+    rng, t, e, X = _tied_data(seed)
+    beta = np.array([0.3, -0.2, 0.1])
+    for start in (np.full(t.size, -np.inf), np.where(rng.random(t.size) < 0.3, t - rng.integers(1, 5, t.size), 0.0)):
+        ll, times, u, info = efron_terms(start, t, e, X, beta)
+        ref_ll, ref_u, ref_info = _efron_by_loop(start, t, e, X, beta)
+        assert ll == pytest.approx(ref_ll, rel=1e-12)
+        np.testing.assert_allclose(u, ref_u, rtol=1e-10, atol=1e-10)
+        np.testing.assert_allclose(info, ref_info, rtol=1e-10, atol=1e-10)
+    zero = _efron_by_loop(np.full(t.size, -np.inf), t, e, X, np.zeros(3))[2].sum(0)
+    np.testing.assert_allclose(efron_information_at_zero(t, e, X), zero, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_damped_iteration_gives_lifelines_estimates(seed):
+    """CoxModel and TimeVaryingCox iterate as lifelines' fitters do: the same estimates to ~1e-12."""
+    import warnings
+
+    lifelines = pytest.importorskip("lifelines")
+    CoxPHFitter, CoxTimeVaryingFitter = lifelines.CoxPHFitter, lifelines.CoxTimeVaryingFitter
+    from cartlib.stats.cox import FIT_OPTIONS
+    from cartlib.stats.efron import fit_standardised
+
+    rng, t, e, X = _tied_data(seed, n=120)
+    df = pd.DataFrame(X, columns=["a", "b", "c"]).assign(t=t, e=e)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref = CoxPHFitter().fit(df, "t", "e", fit_options=FIT_OPTIONS)
+    m = CoxModel().fit(df, "t", "e", ["a", "b", "c"])
+    np.testing.assert_allclose(m.params_, ref.params_.to_numpy(), rtol=1e-10)
+    np.testing.assert_allclose(m.variance_, ref.variance_matrix_.to_numpy(), rtol=1e-10)
+    assert m.loglik == pytest.approx(ref.log_likelihood_, rel=1e-12)
+    ss = df.assign(id=np.arange(t.size), start=np.where(rng.random(t.size) < 0.3, t / 2, 0.0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref = CoxTimeVaryingFitter().fit(ss[["id", "start", "t", "e", "a", "b"]], id_col="id", event_col="e",
+                                         start_col="start", stop_col="t", fit_options=FIT_OPTIONS)
+    coef, var, ll, ok = fit_standardised(ss["t"], ss["e"], ss[["a", "b"]], start=ss["start"], **FIT_OPTIONS)
+    assert ok and ll == pytest.approx(ref.log_likelihood_, rel=1e-12)
+    np.testing.assert_allclose(coef, ref.params_.to_numpy(), rtol=1e-10)
+    np.testing.assert_allclose(var, np.asarray(ref.variance_matrix_), rtol=1e-10)

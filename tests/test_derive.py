@@ -197,3 +197,34 @@ def test_endpoint_definitions_agree(patients):
     assert ((crr.crr_status == 2) == (died & ~relapsed)).all()
     assert ((crr.crr_status > 0) == lfs.lfs_event.astype(bool)).all()
     assert (os_.os_event.to_numpy() == died).all()
+
+
+def _episode_by_loop(days, aplastic):
+    """The B-cell aplasia rule for one patient, written the plain way (the oracle)."""
+    onset = [k for k in range(len(days)) if days[k] > 0 and aplastic[k]]
+    if not onset:
+        return 0, float("nan"), 0.0, 0
+    i = onset[0]
+    for k in range(i + 1, len(days)):
+        if not aplastic[k]:
+            return 1, days[i], days[k] - days[i], 0
+    return 1, days[i], days[-1] - days[i], 1
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_bca_episodes_of_all_patients_at_once_equal_the_per_patient_rule(seed):
+    rng = np.random.default_rng(seed)
+    rows = []
+    for p in range(40):
+        days = np.unique(rng.integers(-10, 400, rng.integers(0, 9)))
+        rows += [(f"P{p:02d}", float(d), bool(a)) for d, a in zip(days, rng.random(days.size) < 0.6)]
+    labs = pd.DataFrame([(u, d, "BCELL_PCT_WBC", 0.5 if a else 5.0) for u, d, a in rows],
+                        columns=["USUBJID", "DAY", "TEST", "VALUE"])
+    ids = pd.Series([f"P{p:02d}" for p in range(42)])              # two patients without labs
+    got = d.derive_bca(labs, ids=ids)
+    for uid in ids:
+        mine = [(d, a) for u, d, a in rows if u == uid]
+        want = _episode_by_loop([d for d, _ in mine], [a for _, a in mine])
+        row = got.loc[uid]
+        assert (row["bca"], row["bca_duration_days"], row["bca_ongoing"]) == (want[0], want[2], want[3])
+        assert (np.isnan(row["bca_onset_day"]) and np.isnan(want[1])) or row["bca_onset_day"] == want[1]

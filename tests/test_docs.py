@@ -25,7 +25,8 @@ from cartlib import io as cohort_io
 from cartlib import privacy, validate
 from cartlib.errors import MESSAGE_VALUE_CHARS, CohortError
 from cartlib.params import defaults
-from cartlib.pk.nca import AUC_METHODS, NCA_COLUMNS, NCARules, nca
+from cartlib.pk.nca import AUC_METHODS, NCA_COLUMNS, NCARules, nca, partial_aucs
+from cartlib.pk.terminal import LAMBDA_Z_COLUMNS, lambda_z
 from spec_keys import markdown_tables
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -293,9 +294,9 @@ def test_nca_parameters_are_the_codes():
     (rows,) = markdown_tables(NCA_DOC, "parameter")
     documented = {_CODE.findall(c[0])[0]: _CODE.findall(c[1])[0] for c in rows}
     rules = NCARules()
-    assert set(documented) == {"lloq", "auc_method", "auc_end_day", "expansion_min"}
+    assert set(documented) == {"lloq", "auc_method", "auc_end_day", "auc_intervals", "expansion_min"}
+    assert NCARules.from_params(defaults()) == rules
     for name, default in documented.items():
-        assert defaults()[name] == getattr(rules, name)
         assert str(defaults()[name]) == default, name
     auc_row = next(c for c in rows if "auc_method" in c[0])
     assert tuple(_CODE.findall(auc_row[2])) == AUC_METHODS
@@ -304,6 +305,10 @@ def test_nca_parameters_are_the_codes():
 def test_nca_output_columns_are_the_codes():
     (rows,) = markdown_tables(NCA_DOC, "column")
     assert tuple(_CODE.findall(c[0])[0] for c in rows) == NCA_COLUMNS
+    (rows,) = markdown_tables(NCA_DOC, "terminal column")
+    assert tuple(_CODE.findall(c[0])[0] for c in rows) == LAMBDA_Z_COLUMNS
+    (rows,) = markdown_tables(NCA_DOC, "partial AUC column")
+    assert [_CODE.findall(c[0])[0] for c in rows] == ["auclast", "auc_START_END"]
 
 
 def _doc_value(text: str) -> float:
@@ -323,3 +328,17 @@ def test_the_worked_example_gives_the_documented_numbers():
             assert log_down.at[uid, column] == pytest.approx(_doc_value(text), nan_ok=True), (uid, column)
         assert log_down.at[uid, "auc28"] == pytest.approx(_doc_value(auc_log), abs=0.005, nan_ok=True), uid
         assert linear.at[uid, "auc28"] == pytest.approx(_doc_value(auc_lin), abs=0.005, nan_ok=True), uid
+
+
+def test_the_worked_example_gives_the_documented_auclast_partial_aucs_and_half_life():
+    block = re.search(r"```\n(USUBJID,DAY,CONC\n.*?)```", NCA_DOC, re.DOTALL).group(1)
+    pk = validate.type_table("pk", pd.read_csv(io.StringIO(block), dtype=str))
+    log_down, linear, terminal = partial_aucs(pk), partial_aucs(pk, auc_method="linear"), lambda_z(pk)
+    (rows,) = markdown_tables(NCA_DOC, "patient")
+    assert [r[0] for r in rows] == list(log_down.index)
+    for uid, auclast, auclast_lin, auc_0_28, auc_0_90, half_life, n_points in rows:
+        for frame, column, text in ((log_down, "auclast", auclast), (linear, "auclast", auclast_lin),
+                                    (log_down, "auc_0_28", auc_0_28), (log_down, "auc_0_90", auc_0_90)):
+            assert frame.at[uid, column] == pytest.approx(_doc_value(text), abs=0.005, nan_ok=True), (uid, column)
+        assert terminal.at[uid, "half_life"] == pytest.approx(_doc_value(half_life), abs=5e-5, nan_ok=True), uid
+        assert terminal.at[uid, "lambda_z_n_points"] == pytest.approx(_doc_value(n_points), nan_ok=True), uid

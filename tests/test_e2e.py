@@ -3,37 +3,24 @@ computation (so the same input and parameters always give the same results.json)
 
 The cohort is a copy of the bundled one in a folder whose name is hostile (blank lines, a Markdown
 javascript: link and a remote image), and the run starts from another folder than the repository:
-the report must show the name as text, load nothing and run nothing."""
+the report must show the name as text, load nothing and run nothing (the run: tests/e2e_run.py)."""
 import json
 import os
 import re
-import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-from cartlib.analysis import DEFAULT_COHORT, load
+from cartlib.analysis import load
 from cartlib.params import defaults
 from cartlib.results import dumps
 from cartlib.sections import compute_results
 from spec_keys import spec_keys
 from test_report import assert_self_contained
 
-HOSTILE_NAME = "cohort\n\n[click](javascript:alert(1))\n\n![t](http://127.0.0.1:9/x.png)"
-
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("e2e")
-    data = tmp / HOSTILE_NAME
-    shutil.copytree(DEFAULT_COHORT, data)
-    out = tmp / "report"
-    proc = subprocess.run([str(Path(sys.executable).with_name("cartlib")), "run", "--quiet", "--data", str(data),
-                           "--out", str(out)], capture_output=True, text=True, timeout=1200, cwd=tmp)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return out
+def run_dir(e2e_run):
+    return e2e_run  # one run per session, shared with the browser and Word checks
 
 
 def test_results_json_is_the_deterministic_computation(run_dir):

@@ -6,7 +6,7 @@ import pytest
 from calibration.figures import evaluate, paper_calibration, paper_figures
 from calibration.fit_toxicity import HISTORY_KEYS, TOXICITY_KEYS, fit_toxicity, post_ld_pairing_ok, survival_guard
 from calibration.nudges import nudge
-from calibration.pipeline import calibrated_settings
+from calibration.pipeline import calibrated_parameters, calibrated_settings
 from calibration.table2_objective import covariate, table2_figures
 from cartlib.scorecard import within_tolerance
 from cartlib.stats.logistic import LogisticModel
@@ -55,7 +55,7 @@ def _matched(s, figures):
 
 def test_bundle_keys_are_what_the_model_draws():
     s = {"log10_mrd_preld": np.full(20, -3.0), "dose": np.full(20, 3.7),
-         "cmax_true": np.full(20, 3e4), "prior_hsct": np.zeros(20, bool)}
+         "cmax_true": np.full(20, 3e4), "tmax_true": np.full(20, 10.0), "prior_hsct": np.zeros(20, bool)}
     drawn = model.toxicity(np.random.default_rng(0), 20, model.load_parameters(), {}, s)
     assert set(drawn) == set(TOXICITY_KEYS)
 
@@ -147,7 +147,7 @@ def test_survival_guard_is_exact_and_holds_lfs_figures(latent):
     by_key = {f["key"]: f for f in figs}
     guard = survival_guard(latent, figs)
     assert guard is not None
-    p = model.load_parameters()
+    p = calibrated_parameters()  # the bundled cohort's parameters (mechanisms added later switched off)
     st = calibrated_settings(p)
     cal = paper_calibration()
     cal.update(relapse_death_n=st["relapse_death_n"], nrm_n=st["nrm_n"])

@@ -311,18 +311,18 @@ _PLAIN_CELL = st.text(st.characters(blacklist_characters=',"\r\n\x00', blacklist
 @given(st.lists(st.lists(_PLAIN_CELL, min_size=0, max_size=4), min_size=1, max_size=12),
        st.sampled_from(["\n", "\r\n", "\r"]), st.booleans())
 def test_fast_csv_path_reads_what_the_csv_module_reads(rows, newline, final_newline):
-    import cartlib.io as cio
+    import cartlib.readers as readers
 
     text = newline.join(",".join(r) for r in rows) + (newline if final_newline else "")
     data = text.encode("utf-8")
     fast_out, slow_out = [], []
-    fast = cio._read_csv_table("labs", data, fast_out)
-    original = cio._parse_plain_csv
+    fast = readers.read_csv_table("labs", data, fast_out)
+    original = readers._parse_plain_csv
     try:
-        cio._parse_plain_csv = lambda text: None
-        slow = cio._read_csv_table("labs", data, slow_out)
+        readers._parse_plain_csv = lambda text: None
+        slow = readers.read_csv_table("labs", data, slow_out)
     finally:
-        cio._parse_plain_csv = original
+        readers._parse_plain_csv = original
     assert fast_out == slow_out
     assert (fast is None) == (slow is None)
     if fast is not None:

@@ -175,3 +175,26 @@ def test_nearly_collinear_covariates_are_kept():
     kept, dropped = estimable_columns(df, ["x", "near", "unit"])
     assert kept == ["x", "near"] and list(dropped) == ["unit"]
     assert np.corrcoef(df["x"], df["near"])[0, 1] > 0.9999
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_newton_logit_iterates_as_statsmodels(seed):
+    """The hand-written Newton iteration gives statsmodels' Logit estimates, SEs and convergence
+    (also on a separated data set, where both stop at the same runaway estimate)."""
+    sm = pytest.importorskip("statsmodels.api")
+    import warnings
+
+    from cartlib.stats.logistic import newton_logit
+
+    rng = np.random.default_rng(seed)
+    n = 60
+    X = np.column_stack([np.ones(n), rng.integers(0, 2, n), rng.normal(size=n)])
+    y = (rng.random(n) < 1 / (1 + np.exp(-(X @ [-0.3, 0.8, 0.5])))).astype(float)
+    for outcome in (y, (X[:, 2] > 0.2).astype(float)):      # the second is separated by x2
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ref = sm.Logit(outcome, X).fit(method="newton", maxiter=100, disp=0)
+        fit = newton_logit(outcome, X)
+        np.testing.assert_allclose(fit.params, ref.params, rtol=1e-9)
+        np.testing.assert_allclose(fit.bse, ref.bse, rtol=1e-9)
+        assert fit.converged == ref.mle_retvals["converged"]

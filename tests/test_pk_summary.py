@@ -13,7 +13,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from cartlib.pk.summary import correlation_table, kinetics_correlations, summarise_nca, table3
+from cartlib.pk.nca import NCARules
+from cartlib.pk.summary import (correlation_table, kinetics_correlations, summarise_columns, summarise_nca,
+                                summarise_terminal_and_partial, table3, terminal_and_partial)
 
 GOLDEN = Path(__file__).parent / "golden" / "nca"
 
@@ -108,6 +110,56 @@ class TestSummariseNCA:
         assert s.index.names == ["d28_mrd_neg", "parameter"]
         for g, part in analysis.groupby("d28_mrd_neg"):
             pd.testing.assert_frame_equal(s.loc[g], summarise_nca(part), check_names=False)
+
+
+class TestTerminalAndPartialSummary:
+    # A: 8000 at day 7 halving every 7 days to 1000 at 28 -> half-life 7 (days 14-28), AUClast
+    #    28000 + 49000/ln2 (exact exponential area), AUC0-14 28000 + 28000/ln2.
+    # B: 2000 at 7, 16000 at 14, then 4000, 1000, 250 at 21, 28, 35 -> half-life 3.5
+    #    (quartering every 7 days). AUC0-14 = 7000 + 7*18000/2 = 70000.
+    # C: one quantifiable day after Tmax -> not estimable; D: no PK row at all.
+    ROWS = {"USUBJID": ["A"] * 4 + ["B"] * 5 + ["C"] * 3, "DAY": [7, 14, 21, 28, 7, 14, 21, 28, 35, 7, 14, 28],
+            "CONC": [8000.0, 4000, 2000, 1000, 2000, 16000, 4000, 1000, 250, 3000, 500, np.nan],
+            "BLQ_TEXT": [False] * 11 + [True]}
+
+    @pytest.fixture(scope="class")
+    def per_patient(self):
+        pk = pd.DataFrame(self.ROWS)
+        return terminal_and_partial(pk, NCARules(auc_intervals=[[0, 14]]), patients=["A", "B", "C", "D"])
+
+    def test_per_patient_columns(self, per_patient):
+        ln2 = math.log(2)
+        assert per_patient.loc["A", "half_life"] == pytest.approx(7.0)
+        assert per_patient.loc["B", "half_life"] == pytest.approx(3.5)
+        assert per_patient.loc["A", "auclast"] == pytest.approx(28000 + 49000 / ln2)
+        assert per_patient.loc["A", "auc_0_14"] == pytest.approx(28000 + 28000 / ln2)
+        assert per_patient.loc["B", "auc_0_14"] == pytest.approx(70000.0)
+        assert per_patient["lambda_z_status"].tolist() == ["estimated"] * 2 + ["not estimable"] * 2
+        assert per_patient.loc["D", "lambda_z_reason"] == "no sample after day 0"
+        assert per_patient.attrs["auc_intervals"] == {"auc_0_14": (0.0, 14.0)}
+
+    def test_cohort_statistics(self, per_patient):
+        s = summarise_terminal_and_partial(per_patient)
+        assert s[("half_life", "n")] == 2 and s[("lambda_z_not_estimable", "n")] == 2
+        assert s[("half_life", "median")] == pytest.approx(5.25)          # (7 + 3.5) / 2
+        assert (s[("half_life", "min")], s[("half_life", "max")]) == pytest.approx((3.5, 7.0))
+        assert s[("lambda_z", "median")] == pytest.approx((math.log(2) / 7 + math.log(2) / 3.5) / 2)
+        assert s[("lambda_z_n_points", "median")] == 3.0
+        assert s[("auc_0_14", "n")] == 3 and s[("auclast", "n")] == 3      # D has none
+        # C: 0-7 rising 7*3000/2 = 10500, 7-14 falling 3000 -> 500 on the log scale 7*2500/ln6
+        c_auc = 10500 + 7 * 2500 / math.log(6)
+        a_auc = 28000 + 28000 / math.log(2)
+        assert s[("auc_0_14", "median")] == pytest.approx(sorted([a_auc, 70000.0, c_auc])[1])
+        assert s[("auc_0_14", "geomean")] == pytest.approx((a_auc * 70000.0 * c_auc) ** (1 / 3))
+        assert all(isinstance(v, (int, float)) for v in s.values)
+
+    def test_summarise_columns(self):
+        df = pd.DataFrame({"x": [1.0, 4.0, np.nan], "y": [0.0, 2.0, 8.0]})
+        s = summarise_columns(df, ["x", "y"], geometric=["y"])
+        assert (s.loc["x", "n"], s.loc["x", "median"]) == (2, 2.5)
+        assert (s.loc["y", "n_geo"], s.loc["y", "geomean"]) == (2, pytest.approx(4.0))   # 0 left out
+        with pytest.raises(ValueError, match="no column"):
+            summarise_columns(df, ["z"])
 
 
 @pytest.fixture(scope="module")

@@ -135,10 +135,14 @@ def test_spaghetti_lloq_parameter_median_nca_highlight_and_inset():
     assert points(ax, "cmax").tolist() == [[7.0, 5e4], [8.0, 9e3]]
     assert lines(ax, "profile:B")[0].get_label() == "B"
     med = lines(ax, "median")[0]
-    # visit 7: A 5e4, B 9e3, C 1e3 -> 9e3; visit 14: A 2e3, B 500 (BLQ), C 500 (BLQ) -> 500
-    assert list(med.get_xdata()[:2]) == [7, 14] and list(med.get_ydata()[:2]) == [9e3, 500]
-    # C's day-200 sample lies beyond 120 days: an inset with log time shows it
+    # visit 7: A 5e4, B 9e3, C 1e3 -> 9e3; visit 14: A 2e3, B 500 (BLQ), C 500 (BLQ) -> BLQ: the
+    # line breaks there (NaN) and an open marker at LLOQ/2 stands for the BLQ median
+    assert list(med.get_xdata()[:2]) == [7, 14] and med.get_ydata()[0] == 9e3 and np.isnan(med.get_ydata()[1])
+    blq_median = lines(ax, "median blq")[0]
+    assert list(blq_median.get_xdata()) == [14] and list(blq_median.get_ydata()) == [500]
+    # C's day-200 sample lies beyond 120 days: a panel with log time shows it, beside the data (x0 > 1)
     assert len(ax.child_axes) == 1 and ax.child_axes[0].get_xscale() == "log"
+    assert ax.child_axes[0].get_position().x0 > ax.get_position().x1
     assert plots.plot_spaghetti(_pk(), xmax=None).child_axes == []
     ax = plots.plot_spaghetti(_pk(), xmax=None, xscale="log")
     assert ax.get_xscale() == "log" and ax.get_xlim()[1] == pytest.approx(200 * 1.05)
@@ -212,8 +216,10 @@ def test_swimmer_days_minimal_columns_and_bad_unit():
     with pytest.raises(ValueError, match="time_unit"):
         plots.plot_swimmer(a, time_unit="weeks")
     # CR markers need the MRD status too (else "MRD-positive" would be a guess)
+    # ... while "no CR/CRi" needs only cr (the non-responder has its own legend symbol)
     ax = plots.plot_swimmer(_analysis()[["os_days", "os_event", "cr"]], time_unit="years")
-    assert len(ax.collections) == 1
+    assert sorted(c.get_gid() for c in ax.collections) == ["alive at last contact", "no CR/CRi (day 28)"]
+    assert "no CR/CRi (day 28)" in [t.get_text() for t in ax.get_legend().get_texts()]
     ax = plots.plot_swimmer(_analysis()[["os_days", "os_event", "cr", "d28_mrd_neg"]],
                             time_unit="years")
     # sorted: P4 (no CR) y0, P2 y1, P5 y2, P1 y3, P3 (CR, MRD+) y4
@@ -320,3 +326,44 @@ def test_swimmer_shows_an_even_sample_of_a_large_cohort():
     widths = sorted(b.get_width() for b in bars)
     assert widths[0] * 30.4375 == pytest.approx(1.0) and widths[-1] * 30.4375 == pytest.approx(n)  # both ends kept
     plt.close(ax.figure)
+
+
+def test_save_figure_writes_svg_and_300_dpi_png_with_stable_names_and_bytes(tmp_path):
+    from PIL import Image
+
+    fig, ax = plt.subplots(figsize=(4, 3))
+    ax.plot([0, 12, 24], [1.0, 0.8, 0.7], label="OS")
+    first = plots.save_figure(fig, tmp_path / "figures", "Efficacy OS/LFS")
+    assert [p.name for p in first] == ["efficacy_os_lfs.svg", "efficacy_os_lfs.png"]
+    png = Image.open(first[1])
+    assert png.info.get("dpi", (0, 0))[0] == pytest.approx(300, abs=1)
+    assert png.size[0] > 3.0 * 300   # a 4-inch figure, tightly cropped, at 300 dpi
+    svg, png_bytes = first[0].read_bytes(), first[1].read_bytes()
+    plots.save_figure(fig, tmp_path / "figures", "Efficacy OS/LFS")
+    assert first[0].read_bytes() == svg and first[1].read_bytes() == png_bytes, "same figure, same bytes"
+    assert b"<text" not in svg and b"Date" not in svg, "glyphs as paths, no date"
+    assert plots.save_figure(fig, "", "x") == [] and sorted(p.name for p in (tmp_path / "figures").iterdir()) == [
+        "efficacy_os_lfs.png", "efficacy_os_lfs.svg"]
+    plt.close(fig)
+
+
+def test_publish_gives_a_captioned_figure_with_alt_text_and_closes_it():
+    fig, ax = plt.subplots()
+    shown = plots.publish(fig, "demo", "Demo <caption> (n = 3).", 'Alt with "quotes".')
+    bundle = shown._repr_mimebundle_()
+    assert bundle["text/plain"] == "Figure: Demo <caption> (n = 3)."
+    assert 'alt="Alt with &quot;quotes&quot;."' in bundle["text/html"]
+    assert "<figcaption" in bundle["text/html"] and "Demo &lt;caption&gt;" in bundle["text/html"]
+    assert not plt.fignum_exists(fig.number), "closed, so Jupyter does not show it twice"
+    with pytest.raises(ValueError, match="alt text"):
+        plots.publish(plt.subplots()[0], "demo", "caption", "  ")
+    plt.close("all")
+
+
+def test_time_ticks_follow_the_data_and_the_axis_width():
+    assert plots.time_ticks(97.5) == list(range(0, 109, 12))
+    assert plots.time_ticks(97.5, width_in=2.5)[1] > 12, "a narrow axis gets a larger step"
+    assert plots.time_ticks(2000, "days") == [0, 365, 730, 1095, 1460, 1825, 2190]
+    assert plots.time_ticks(8) == [0, 3, 6, 9]
+    with pytest.raises(ValueError, match="unit"):
+        plots.time_ticks(10, "weeks")

@@ -83,3 +83,80 @@ def test_a_failed_notebook_has_a_page_naming_cell_and_error(page):
     assert "ValueError: no such folder site" in page
     assert page.index("1. A section") < page.index("03_pk: not completed"), "sections keep their order"
     assert "<b>Incomplete run:</b> 1 notebook failed" in page
+
+
+# --- the first page, the reading path and the appendix ---------------------------------------
+
+def _section_with_key_dump(folder):
+    nb = nbformat.v4.new_notebook()
+    dump = nbformat.v4.new_output("execute_result", data={"text/html": "<table><tr><td>KEYDUMP</td></tr></table>"},
+                                  execution_count=2)
+    nb.cells = [nbformat.v4.new_markdown_cell("# 1. The cohort\n\nNarrative."),
+                nbformat.v4.new_markdown_cell("## Results keys of this section\n\nThe keys."),
+                nbformat.v4.new_code_cell("key_table(values)", outputs=[dump], execution_count=2),
+                nbformat.v4.new_markdown_cell("## After the keys\n\nMore narrative.")]
+    nbformat.write(nb, folder / "00_cohort.ipynb")
+
+
+RESULTS = {"cohort.n": 50, "cohort.female_n": 23, "efficacy.cr_rate": 0.98, "efficacy.cr_rate_lo": 0.894,
+           "efficacy.cr_rate_hi": 0.999, "efficacy.os_5y": 0.5, "bca.n": 48}
+
+
+@pytest.fixture(scope="module")
+def pages(tmp_path_factory):
+    from cartlib.analysis import DEFAULT_COHORT
+    from cartlib.io import cohort_fingerprint
+
+    folder = tmp_path_factory.mktemp("keys")
+    _section_with_key_dump(folder)
+    out = {}
+    for name, fingerprint in (("bundled", cohort_fingerprint(DEFAULT_COHORT)), ("own", "cd" * 32)):
+        manifest = {"data": name, "data_fingerprint": fingerprint, "cartlib": "0.1.0", "parameters": {}}
+        out[name] = build_report(folder, folder / f"{name}.html", manifest, notebooks=["00_cohort"],
+                                 results=RESULTS).read_text(encoding="utf-8")
+    return out
+
+
+def test_the_first_page_leads_with_the_cohort_and_the_headline_findings(pages):
+    page = pages["bundled"]
+    order = [page.index(s) for s in ("Cohort:</b> 50 patients (23 female)", "Headline findings", ">Contents<",
+                                     "1. The cohort")]
+    assert order == sorted(order)
+    assert "<th>Paper</th><th>Status</th>" in page
+    assert "98.0% (89.4–99.9)" in page and "✓ matched" in page
+    assert "✗ differs" in page, "the 5-year OS of 50 % is not the paper's 74.9 %"
+    assert_self_contained(page)
+
+
+def test_on_a_users_cohort_the_headline_has_no_paper_column(pages):
+    page = pages["own"]
+    assert "Headline findings" in page and "98.0% (89.4–99.9)" in page
+    assert "<th>Paper</th>" not in page and "✓ matched" not in page
+
+
+def test_key_dumps_leave_the_reading_path_for_a_folded_labelled_appendix(pages):
+    page = pages["bundled"]
+    assert "KEYDUMP" not in page and "Results keys of this section" not in page
+    assert "More narrative." in page, "the section goes on after the key block"
+    appendix = page[page.index('id="appendix-keys"'):]
+    assert page.index("More narrative.") < page.index('id="appendix-keys"')
+    assert appendix.count("<details>") == 3, "one folded table per section"
+    assert "patients, n" in appendix and "efficacy.cr_rate" in appendix
+    assert '<a href="#appendix-keys">' in page, "the contents lead to it"
+
+
+def test_a_run_saves_every_figure_as_svg_and_300_dpi_png(e2e_run):
+    from PIL import Image
+
+    from cartlib.runner import NOTEBOOKS, notebook_dir, notebook_parameters
+
+    declaring = [n for n in NOTEBOOKS if "figures_dir" in notebook_parameters(notebook_dir() / f"{n}.ipynb")]
+    if not declaring:
+        pytest.skip("no notebook declares the parameter figures_dir")
+    files = sorted((e2e_run / "figures").iterdir())
+    svg, png = ({p.stem for p in files if p.suffix == s} for s in (".svg", ".png"))
+    assert svg == png and len(svg) >= len(declaring), sorted(p.name for p in files)
+    assert "scorecard" in svg
+    with Image.open(e2e_run / "figures" / "scorecard.png") as img:
+        assert [round(d) for d in img.info["dpi"]] == [300, 300]
+    assert (e2e_run / "figures" / "scorecard.svg").read_text(encoding="utf-8").lstrip().startswith("<?xml")

@@ -64,7 +64,8 @@ def test_the_other_sections_are_written_with_a_page_naming_the_failure(failed_ru
     _, _, out = failed_run
     results = json.loads((out / "results.json").read_text())
     sections = {key.split(".")[0] for key in results}
-    assert sections == {"cohort", "efficacy", "toxicity", "bca", "transplant"}, "every section but pk"
+    assert sections == {"cohort", "efficacy", "toxicity", "bca", "transplant", "simulation",
+                        "kinetic_model"}, "every section but pk"
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["failures"] == [{"notebook": "03_pk", "cell": 4, "execution_count": 3,
                                      "error": "RuntimeError: boom in pk <b>"}]
@@ -75,3 +76,18 @@ def test_the_other_sections_are_written_with_a_page_naming_the_failure(failed_ru
         assert f"Section {name}</h1>" in html or f">Section {name}<" in html, name
     assert (out / "notebooks" / "03_pk.ipynb").exists(), "the failed notebook is kept for inspection"
     assert not any(p.name.startswith(".") for p in out.parent.iterdir()), "no temporary folder or lock left"
+
+
+def test_sections_start_longest_first_by_the_previous_report(tmp_path):
+    import json
+
+    from cartlib.runner import SECTIONS, longest_first, previous_timings
+
+    assert previous_timings(tmp_path) == {}                         # no earlier report
+    (tmp_path / "manifest.json").write_text(json.dumps({"timings_s": {"00_cohort": 3.0, "05_transplant": 30.0}}))
+    timings = previous_timings(tmp_path)
+    order = longest_first(SECTIONS, timings)
+    assert order[-2:] == ["05_transplant", "00_cohort"]              # unknown ones lead, then by seconds
+    assert sorted(order) == sorted(SECTIONS)
+    (tmp_path / "manifest.json").write_text("not json")
+    assert previous_timings(tmp_path) == {}

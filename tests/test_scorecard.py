@@ -1,5 +1,7 @@
 import math
 
+import pandas as pd
+
 from cartlib.scorecard import display_table, key_table, load_paper_figures, scorecard, summary_counts, within_tolerance
 
 FIGS = [
@@ -51,3 +53,88 @@ def test_paper_yaml_is_well_formed():
         assert f.get("where"), f["key"]
         if f.get("feasible", True) is False:
             assert f.get("why"), f"{f['key']}: an infeasible figure says why"
+
+
+# --- for the reader: labels, plain reasons, the figure, the headline ----------------------------
+
+import re  # noqa: E402
+
+import matplotlib  # noqa: E402
+import pytest  # noqa: E402
+
+from cartlib import scorecard as sc  # noqa: E402
+from cartlib import scorecard_plot  # noqa: E402
+from cartlib.headline import HEADLINES, headline_table  # noqa: E402
+from cartlib.keylabels import key_label, untranslated  # noqa: E402
+from spec_keys import documented_keys  # noqa: E402
+
+JARGON = re.compile(r"calibrat|\bSE\b|seed|stage|Greenwood|Wald|fit_|latent|iteration|sqrt|log scale", re.I)
+
+
+@pytest.fixture(scope="module")
+def bundled_results():
+    from cartlib.analysis import load
+    from cartlib.params import defaults
+    from cartlib.sections import compute_results
+
+    return compute_results(load(defaults()), defaults())
+
+
+def test_every_documented_key_reads_as_words():
+    keys = documented_keys()
+    assert len(keys) > 500
+    assert {k: untranslated(k) for k in keys if untranslated(k)} == {}
+    labels = [key_label(k) for k in keys]
+    assert not [x for x in labels if "_" in x], "no code names left"
+    assert key_label("efficacy.lfs.multi.female.hr_lo") == "LFS · multivariable Cox · Female · HR, lower 95% limit"
+    assert key_table({"cohort.n": 50}, [], labels=True).loc["cohort.n", "label"] == "patients, n"
+
+
+def test_every_unmatched_figure_has_a_plain_reason(bundled_results):
+    figures = load_paper_figures()
+    table = sc.differences_table(bundled_results, figures)
+    card = scorecard(bundled_results, figures)
+    assert len(table) == int((card["status"] != "matched").sum()) > 0
+    for (_, key), row in table.iterrows():
+        assert row["reason"] and len(row["reason"]) <= 130 and not JARGON.search(row["reason"].replace(
+            "docs/SYNTHETIC.md", "")), (key, row["reason"])
+        if row["status"] == "not scored":
+            assert row["reason"] != sc.plain_reason({}, "infeasible"), f"{key}: a specific reason"
+    own = sc.differences_table(bundled_results, figures, bundled=False)
+    assert set(own.loc[own["status"] == "differs", "reason"]) == {sc.OWN_DIFFERS}
+    grouped = sc.differences_display(bundled_results, figures=figures)
+    assert grouped["n"].sum() == len(table) and len(grouped) < len(table)
+
+
+def test_the_scorecard_figure_has_one_dot_per_figure_coloured_by_status(bundled_results):
+    matplotlib.use("Agg")
+    figures = load_paper_figures()
+    ax = scorecard_plot.plot_scorecard(bundled_results, figures)
+    dots = [line for line in ax.get_lines() if line.get_marker() not in ("None", None, "")]
+    assert len(dots) == len(figures)
+    counts = summary_counts(scorecard(bundled_results, figures))
+    for status in ("matched", "differs"):
+        assert sum(line.get_color() == scorecard_plot.STATUS_COLOURS[status] for line in dots) == counts[status], status
+    assert ax.get_yscale() == "log" and ax.get_ylim() == scorecard_plot.RATIO_LIMITS
+    labels = [t.get_text().split("\n")[0] for t in ax.get_xticklabels()]
+    assert labels[:3] == ["Cohort", "Efficacy", "Toxicity"], "grouped by section, in the report's order"
+    matplotlib.pyplot.close(ax.figure)
+
+
+def test_the_headline_table_puts_the_paper_beside_this_run(bundled_results):
+    table = headline_table(bundled_results)
+    assert len(table) == len(HEADLINES) and list(table.columns) == ["finding", "this run", "paper", "status", "note"]
+    os_row = table.set_index("finding").loc["Overall survival at 5 years"]
+    assert os_row["paper"] == "74.9% (64.8–85.1)" and os_row["status"] == "matched"
+    assert "not scored" in os_row["note"], "the published CI is not scored"
+    changed = dict(bundled_results, **{"efficacy.os_5y": 0.5})
+    assert headline_table(changed).set_index("finding").loc["Overall survival at 5 years", "status"] == "differs"
+    own = headline_table(bundled_results, with_paper=False)
+    assert list(own.columns) == ["finding", "this run"]
+
+
+def test_collapsed_tables_fold_in_html_and_keep_every_row_in_text():
+    frame = pd.DataFrame({"v": range(300)})
+    shown = sc.Collapsed(frame, "All 300")
+    assert shown._repr_html_().startswith('<details class="cartlib-collapsed"><summary>All 300</summary>')
+    assert len(repr(shown).splitlines()) == 301

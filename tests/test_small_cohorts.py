@@ -127,7 +127,7 @@ def check_cohort(cohort, params, reference_keys, screens: bool = True) -> tuple[
 #: cohorts that once stopped the transplant notebook (an empty stratum had no curve to draw)
 ONCE_FAILED = [(10, 1), (10, 3), (6, 2), (5, 4), (8, 9)]
 #: after this many seconds, and at least MIN_GENERATED generated cohorts, the rest are skipped
-PROPERTY_BUDGET_S = 75
+PROPERTY_BUDGET_S = 35
 MIN_GENERATED = 5
 _property_state = {"start": None, "generated": 0}
 

@@ -85,7 +85,8 @@ def test_a_run_validates_once_and_every_section_reads_the_snapshot(tmp_path, cou
     assert not list((tmp_path / "out").rglob("*.pkl")), "the snapshot does not stay in the report"
 
 
-@pytest.mark.parametrize("name", SECTIONS)
+# the simulation notebook draws its own cohorts from the generative model and reads no cohort
+@pytest.mark.parametrize("name", [n for n in SECTIONS if n != "07_simulation"])
 def test_the_workbook_notebooks_take_the_snapshot(name):
     nb = nbformat.read(notebook_dir() / f"{name}.ipynb", as_version=4)
     code = [c.source for c in nb.cells if c.cell_type == "code"]

@@ -140,6 +140,36 @@ def test_longer_bca_and_female_sex_protect_against_relapse(large):
     assert large[long_bca].relapse.mean() < large[~long_bca].relapse.mean()
 
 
+# --- mechanisms added after the calibration (switched off for the bundled cohort) -----------
+
+def _nrm_and_il6(params):
+    t = generate_cohort(2000, seed=5, params=params)
+    ev = t["events"]
+    hsct = set(ev[ev.EVENT == "HSCT"].USUBJID)
+    relapsed = set(ev[ev.EVENT == "RELAPSE"].USUBJID)
+    nrm = set(ev[(ev.EVENT == "DEATH") & (ev.DETAIL == "NRM")].USUBJID)
+    free = [u for u in t["subjects"].USUBJID if u not in relapsed]
+    share = {arm: np.mean([u in nrm for u in free if (u in hsct) == arm]) for arm in (True, False)}
+    il6 = t["labs"][t["labs"].TEST == "IL6"]
+    peak = il6.loc[il6.groupby("USUBJID").VALUE.idxmax()]
+    peak_day = peak.loc[peak.VALUE > 7, "DAY"]          # patients with elevated IL-6
+    return share, peak_day
+
+
+def test_transplant_related_mortality_and_il6_timing_are_on_by_default_and_off_when_calibrated():
+    from calibration.pipeline import calibrated_parameters
+    from cartlib.synth.model import load_parameters
+
+    on, day_on = _nrm_and_il6(load_parameters())
+    off, day_off = _nrm_and_il6(calibrated_parameters())
+    # relapse-free transplanted patients die of the transplant at about the paper's 15 %
+    assert 0.10 < on[True] < 0.22 and on[False] < 0.02
+    assert off[True] < 0.08
+    # the IL-6 peak day spreads towards the expansion peak (days 1-22 in the paper)
+    assert day_on.std() > day_off.std() + 0.5
+    assert day_on.min() == 1 and day_on.max() >= 18
+
+
 # --- latent-variable building blocks (hand-computed cases) ---------------------------------
 
 def test_decide_with_quota_takes_the_k_largest_eligible():

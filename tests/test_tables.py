@@ -162,3 +162,72 @@ def test_model_table_odds_ratio_labels_and_no_reason_column():
         model_table(s, estimate="or", labels=["only one"])
     with pytest.raises(ValueError, match="hr_lo"):
         model_table(s)
+
+
+# -- captioned display tables and what the notebooks show ---------------------------------------
+
+def test_captioned_frame_shows_caption_and_footnotes_without_cutting_text():
+    from cartlib.tables import captioned
+
+    reason = "complete or quasi-complete separation: fitted probabilities at 0/1, no finite estimate"
+    t = captioned(pd.DataFrame({"OR (95% CI)": ["0.261 (0.027–2.525)", f"not estimable ({reason})"]},
+                               index=["Female", "No HSCT history"]), "Table 2, model 1. Logistic regression (N = 50).")
+    # the cells keep the whole text (exports read them); the display footnotes it
+    assert t.loc["No HSCT history", "OR (95% CI)"].endswith(f"({reason})")
+    text = repr(t)
+    assert text.splitlines()[0] == "Table: Table 2, model 1. Logistic regression (N = 50)."
+    assert "not estimable [1]" in text and f"[1] {reason}" in text and "…" not in text and "..." not in text
+    page = t._repr_html_()
+    assert page.index("Table 2, model 1.") < page.index("<table") and f"[1] {reason}" in page
+    assert page == t._repr_html_(), "the same table gives the same HTML"
+    assert type(t.loc[["Female"]]) is pd.DataFrame, "slices are plain DataFrames"
+
+
+def test_selection_sentence_names_labels_not_code_names():
+    from cartlib.sections.common import COVARIATE_LABELS
+    from cartlib.tables import selection_sentence
+
+    text = selection_sentence(["no_prior_hsct", "neutropenia_g4"], COVARIATE_LABELS, 0.2)
+    assert text == ("Covariates with p < 0.2 (entering a multivariable model): No HSCT history, "
+                    "Grade 4 neutropenia.")
+
+
+def _reading_outputs(name):
+    """(kind, text) of every output a reader sees in a section notebook, before its key dump."""
+    import nbformat
+
+    from cartlib.runner import notebook_dir
+
+    nb = nbformat.read(notebook_dir() / f"{name}.ipynb", as_version=4)
+    out = []
+    for cell in nb.cells:
+        if cell.cell_type == "markdown" and cell.source.startswith("## Results keys"):
+            break
+        for o in cell.get("outputs", []):
+            data = o.get("data", {})
+            out += [(kind, str(data[kind])) for kind in ("text/plain", "text/html", "image/png") if kind in data]
+            if "text" in o:
+                out.append(("stream", o["text"]))
+    return out
+
+
+@pytest.mark.parametrize("name", ["00_cohort", "01_efficacy", "02_toxicity", "03_pk", "04_bca", "05_transplant"])
+def test_section_notebooks_show_labels_captions_and_alt_text(name):
+    import re
+
+    from cartlib.sections.common import COVARIATE_LABELS
+
+    outputs = _reading_outputs(name)
+    plain = "\n".join(text for kind, text in outputs if kind in ("text/plain", "stream"))
+    codes = [c for c in COVARIATE_LABELS if re.search(rf"(?<![\w.]){re.escape(c)}(?![\w])", plain)]
+    assert codes == [], f"{name}: code names shown instead of labels"
+    assert not re.search(r"\[\s*'|\{'|selected \(p", plain), f"{name}: a printed Python object"
+    assert "…" not in plain and "..." not in plain, f"{name}: text cut short"
+    assert not any(kind == "image/png" for kind, _ in outputs), "figures are published with alt text, not bare PNGs"
+    figures = [text for kind, text in outputs if kind == "text/html" and "<figure" in text]
+    assert figures, f"{name}: no figure"
+    for fig in figures:
+        alt = re.search(r'<img [^>]*alt="([^"]*)"', fig)
+        assert alt and len(alt.group(1)) > 40 and "<figcaption" in fig
+    shown = [text for kind, text in outputs if kind == "text/plain" and not text.startswith(("Figure:", "'"))]
+    assert shown and all(text.startswith("Table: ") for text in shown), f"{name}: a table without caption"

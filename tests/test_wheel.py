@@ -73,8 +73,10 @@ def test_the_wheel_carries_the_notebooks_parameters_and_cohort_and_nothing_else(
     names = zipfile.ZipFile(built_wheel).namelist()
     shipped = {n for n in names if n.startswith("cartlib/_bundled/")}
     assert shipped == ({f"cartlib/_bundled/notebooks/{p.name}" for p in (ROOT / "notebooks").glob("*.ipynb")}
-                       | {f"cartlib/_bundled/parameters/{p.name}" for p in (ROOT / "parameters").glob("*.yaml")})
-    assert len(shipped) >= 11  # seven notebooks, four parameter files
+                       | {f"cartlib/_bundled/parameters/{p.name}" for p in (ROOT / "parameters").glob("*.yaml")}
+                       | {f"cartlib/_bundled/parameters/scenarios/{p.name}"
+                          for p in (ROOT / "parameters" / "scenarios").glob("*.yaml")})
+    assert len(shipped) >= 19  # nine notebooks, five parameter files, five simulation scenarios
     cohort = {n for n in names if n.startswith("cartlib/data/default_cohort/")}
     assert cohort == {f"cartlib/data/default_cohort/{p.name}" for p in (ROOT / "cartlib/data/default_cohort").glob("*.csv")}
     assert len(cohort) == 6
@@ -109,6 +111,6 @@ def test_the_installed_command_works_from_another_folder(installed, tmp_path):
     assert len(results) > 100
 
     run([cli, "init", "workspace"], cwd=elsewhere, env=env)
-    assert len(list((elsewhere / "workspace" / "notebooks").glob("*.ipynb"))) == 7
+    assert len(list((elsewhere / "workspace" / "notebooks").glob("*.ipynb"))) == len(list((ROOT / "notebooks").glob("*.ipynb")))
     assert (elsewhere / "workspace" / "parameters" / "default.yaml").is_file()
     assert (elsewhere / "workspace" / "README.md").is_file()

@@ -23,7 +23,7 @@ def test_a_new_workspace_holds_the_notebooks_parameters_and_readme(tmp_path):
     assert ws == (tmp_path / "a" / "ws").resolve()
     assert shipped(ws / "notebooks", "*.ipynb") == shipped(notebooks_dir(), "*.ipynb")
     assert shipped(ws / "parameters", "*.yaml") == shipped(parameters_dir(), "*.yaml")
-    assert len(shipped(ws / "notebooks", "*.ipynb")) == 7
+    assert len(shipped(ws / "notebooks", "*.ipynb")) == len(list(notebooks_dir().glob("*.ipynb"))) >= 9
     readme = (ws / "README.md").read_text(encoding="utf-8")
     assert "jupyter lab" in readme and "cartlib run --data" in readme and "cartlib validate" in readme
     # the user's normal permissions, not a temporary folder's 0700 / 0600

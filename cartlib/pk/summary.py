@@ -1,4 +1,5 @@
-"""Summaries of the NCA parameters: group statistics, the paper's Table 3, correlations.
+"""Summaries of the NCA parameters: group statistics, the paper's Table 3, correlations,
+and the cohort summary of AUClast, the partial AUCs and the terminal half-life.
 
 The tests themselves (Mann–Whitney, correlation) come from :mod:`cartlib.stats.compare`;
 this module only decides *which* patients are compared and lays the results out.
@@ -12,6 +13,8 @@ import pandas as pd
 
 from ..params import mrd_label
 from ..stats.compare import correlation, mann_whitney
+from .nca import NCARules, partial_aucs
+from .terminal import ESTIMATED, lambda_z
 
 #: Parameters with a geometric mean (log-normal data, docs/NCA.md).
 GEOMETRIC = ("cmax", "auc28")
@@ -48,6 +51,23 @@ def _describe(values: pd.Series, geometric: bool) -> dict:
     return out
 
 
+def summarise_columns(df: pd.DataFrame, columns, geometric=()) -> pd.DataFrame:
+    """:func:`summarise_nca`'s statistics (``SUMMARY_COLUMNS``) for any numeric ``columns``.
+
+    One row per column; the geometric mean and CV% only for the columns in ``geometric``.
+
+    >>> df = pd.DataFrame({"half_life": [10.0, 20.0, np.nan], "auclast": [1.0, 100.0, 0.0]})
+    >>> s = summarise_columns(df, ["half_life", "auclast"], geometric=["auclast"])
+    >>> s[["n", "median", "n_geo", "geomean"]].astype(float).round(6).to_dict("index")
+    {'half_life': {'n': 2.0, 'median': 15.0, 'n_geo': nan, 'geomean': nan}, 'auclast': {'n': 3.0, 'median': 1.0, 'n_geo': 2.0, 'geomean': 10.0}}
+    """
+    missing = [c for c in columns if c not in df]
+    if missing:
+        raise ValueError(f"summarise_columns: no column {missing}")
+    rows = {c: _describe(df[c], c in set(geometric)) for c in columns}
+    return pd.DataFrame.from_dict(rows, orient="index", columns=list(SUMMARY_COLUMNS))
+
+
 def summarise_nca(nca_df: pd.DataFrame, by=None) -> pd.DataFrame:
     """Group summaries of NCA parameters (docs/NCA.md, "Group summaries").
 
@@ -73,8 +93,7 @@ def summarise_nca(nca_df: pd.DataFrame, by=None) -> pd.DataFrame:
     if missing:
         raise ValueError(f"summarise_nca needs the columns {missing}")
     if by is None:
-        rows = {p: _describe(nca_df[p], p in GEOMETRIC) for p in SUMMARISED}
-        return pd.DataFrame.from_dict(rows, orient="index")[list(SUMMARY_COLUMNS)]
+        return summarise_columns(nca_df, SUMMARISED, GEOMETRIC)
     groups = nca_df[by] if isinstance(by, str) else pd.Series(by, index=nca_df.index)
     blocks = {key: summarise_nca(part) for key, part in nca_df.groupby(groups, sort=True)}
     out = pd.concat(blocks, names=[groups.name or "group", "parameter"])
@@ -246,3 +265,58 @@ def kinetics_correlations(analysis: pd.DataFrame, method: str = "spearman") -> p
     """
     return correlation_table(analysis, {"cmax": ("cmax", "tlast"),
                                         "auc28": ("auc28", "tlast")}, method)
+
+
+# --- AUClast, partial AUCs and the terminal phase over the cohort --------------------------
+
+#: Terminal-phase columns summarised by :func:`summarise_terminal_and_partial`.
+TERMINAL_SUMMARISED = ("half_life", "lambda_z", "lambda_z_n_points", "adj_r_squared")
+
+
+def terminal_and_partial(pk: pd.DataFrame, rules: NCARules | None = None, patients=None) -> pd.DataFrame:
+    """Per patient: :func:`cartlib.pk.nca.partial_aucs` beside :func:`cartlib.pk.terminal.lambda_z`.
+
+    ``patients`` (e.g. the analysis table's index) reindexes the result: a patient without a
+    PK row gets missing values and ``lambda_z_status`` "not estimable" ("no sample after day 0").
+    ``attrs["auc_intervals"]`` names the interval columns.
+
+    >>> pk = pd.DataFrame({"USUBJID": ["A"] * 4, "DAY": [7, 14, 21, 28],
+    ...                    "CONC": [8000.0, 4000, 2000, 1000], "BLQ_TEXT": False})
+    >>> t = terminal_and_partial(pk, NCARules(auc_intervals=[[0, 14]]), patients=["A", "Z"])
+    >>> t[["auc_0_14", "half_life", "lambda_z_status"]].round(3).to_dict("index")
+    {'A': {'auc_0_14': 68395.461, 'half_life': 7.0, 'lambda_z_status': 'estimated'}, 'Z': {'auc_0_14': nan, 'half_life': nan, 'lambda_z_status': 'not estimable'}}
+    """
+    rules = rules or NCARules()
+    aucs = partial_aucs(pk, rules)
+    out = aucs.join(lambda_z(pk, rules))
+    if patients is not None:
+        out = out.reindex(pd.Index(patients, name="USUBJID"))
+        absent = out["lambda_z_status"].isna()
+        out.loc[absent, "lambda_z_status"] = "not estimable"
+        out.loc[absent, "lambda_z_reason"] = "no sample after day 0"
+    out.attrs.update(aucs.attrs)
+    return out
+
+
+def summarise_terminal_and_partial(per_patient: pd.DataFrame) -> pd.Series:
+    """Cohort statistics of :func:`terminal_and_partial`, as a Series indexed (quantity, statistic).
+
+    AUClast and each partial AUC: ``n``, ``median``, ``geomean`` (over the positive values);
+    ``half_life``: ``n``, ``median``, ``min``, ``max``; ``lambda_z``, ``lambda_z_n_points``
+    and ``adj_r_squared``: ``median`` over the patients with an estimate;
+    ``lambda_z_not_estimable``: ``n``, the patients without one (whatever the reason).
+
+    >>> pk = pd.DataFrame({"USUBJID": ["A"] * 4 + ["B"] * 2, "DAY": [7, 14, 21, 28, 7, 28],
+    ...                    "CONC": [8000.0, 4000, 2000, 1000, 500, 300], "BLQ_TEXT": False})
+    >>> s = summarise_terminal_and_partial(terminal_and_partial(pk, NCARules(auc_intervals=[])))
+    >>> s[("half_life", "median")], s[("half_life", "n")], s[("lambda_z_not_estimable", "n")]
+    (7.0, 1, 1)
+    """
+    aucs = ["auclast", *per_patient.attrs.get("auc_intervals", {})]
+    table = summarise_columns(per_patient, [*aucs, *TERMINAL_SUMMARISED], geometric=aucs)
+    wanted = {**{c: ("n", "median", "geomean") for c in aucs}, "half_life": ("n", "median", "min", "max"),
+              **{c: ("median",) for c in TERMINAL_SUMMARISED[1:]}}
+    values = {(c, stat): int(table.at[c, stat]) if stat == "n" else float(table.at[c, stat])
+              for c, stats in wanted.items() for stat in stats}
+    values[("lambda_z_not_estimable", "n")] = int((per_patient["lambda_z_status"] != ESTIMATED).sum())
+    return pd.Series(values, dtype=object)

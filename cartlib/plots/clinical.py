@@ -4,6 +4,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import matplotlib.pyplot as plt  # noqa: F401  (the examples close their figures with plt)
+import matplotlib.ticker as mticker
 import numpy as np
 import pandas as pd
 import seaborn as sns
@@ -13,7 +14,7 @@ from scipy import stats
 
 from cartlib.derive import DAYS_PER_MONTH
 
-from .style import OKABE_ITO, figure_axes, plain_log_ticks
+from .style import GROUP_COLOURS, OKABE_ITO, figure_axes, plain_log_ticks, time_ticks
 
 
 def plot_forest(summary: pd.DataFrame, ax=None, estimate: str = "hr", lower: str = "hr_lo",
@@ -128,21 +129,23 @@ def _cr(mrd_negative: bool):
 
 
 _SWIMMER_MARKS = (  # label, column holding the day (None: day 28), selector, marker style
-    ("MRD-negative CR (day 28)", None, _cr(True), dict(marker="D", color=OKABE_ITO["green"])),
+    ("MRD-negative CR (day 28)", None, _cr(True), dict(marker="D", color=GROUP_COLOURS["responder"])),
     ("CR/CRi, MRD-positive (day 28)", None, _cr(False),
-     dict(marker="D", facecolors="none", edgecolors=OKABE_ITO["green"])),
-    ("HSCT", "hsct_day", _event("hsct_day"), dict(marker="P", color=OKABE_ITO["blue"])),
+     dict(marker="D", facecolors="none", edgecolors=GROUP_COLOURS["responder"], linewidths=1.3)),
+    ("no CR/CRi (day 28)", None, lambda a: (a["cr"] == 0) if "cr" in a else None,
+     dict(marker="s", facecolors="none", edgecolors=OKABE_ITO["black"], linewidths=1.3)),
+    ("HSCT", "hsct_day", _event("hsct_day"), dict(marker="P", color=GROUP_COLOURS["HSCT"])),
     ("relapse CD19+", "relapse_day", _event("relapse_day", "relapse_cd19", ["CD19POS"]),
-     dict(marker="o", color=OKABE_ITO["orange"])),
+     dict(marker="o", color=GROUP_COLOURS["CD19+"])),
     ("relapse CD19−", "relapse_day", _event("relapse_day", "relapse_cd19", ["CD19NEG"]),
-     dict(marker="o", facecolors="none", edgecolors=OKABE_ITO["vermillion"], linewidths=1.5)),
+     dict(marker="o", facecolors="none", edgecolors=GROUP_COLOURS["CD19−"], linewidths=1.6)),
     ("relapse (CD19 unknown)", "relapse_day",
      _event("relapse_day", "relapse_cd19", ["CD19POS", "CD19NEG"], other=True),
      dict(marker="o", color=OKABE_ITO["yellow"])),
     ("death (relapse)", "death_day", _event("death_day", "death_cause", ["RELAPSE"]),
      dict(marker="X", color=OKABE_ITO["black"])),
     ("death (NRM)", "death_day", _event("death_day", "death_cause", ["NRM"]),
-     dict(marker="X", color=OKABE_ITO["purple"])),
+     dict(marker="X", color=GROUP_COLOURS["non-relapse mortality"])),
     ("death (cause unknown)", "death_day",
      _event("death_day", "death_cause", ["RELAPSE", "NRM"], other=True),
      dict(marker="X", color=OKABE_ITO["grey"])),
@@ -183,7 +186,7 @@ def plot_swimmer(analysis: pd.DataFrame, ax=None, time_unit: str = "months", max
     n = len(a)
     y = np.arange(n)
     ax = figure_axes(ax, (9, max(4.0, 0.2 * n + 1.5)))
-    ax.barh(y, a["os_days"] / scale, height=0.6, color=OKABE_ITO["sky"], alpha=0.55, gid="follow-up")
+    ax.barh(y, a["os_days"] / scale, height=0.6, color="0.86", gid="follow-up")
     for label, col, select, style in _SWIMMER_MARKS:
         mask = select(a)
         if mask is None or not mask.any():
@@ -193,10 +196,13 @@ def plot_swimmer(analysis: pd.DataFrame, ax=None, time_unit: str = "months", max
                    **{"s": 36, **style})
     ax.set_yticks(y, a.index.astype(str), fontsize="x-small" if n > 30 else "small")
     ax.set_ylim(-0.7, n - 0.3)
-    ax.set_xlim(0, None)
+    ticks = time_ticks(max(float(a["os_days"].max()) / scale, 1.0), time_unit, 6.5)
+    ax.set_xticks(ticks)
+    ax.set_xlim(0, ticks[-1] * 1.02)
     ax.set_xlabel(f"Time since infusion ({time_unit})")
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend(loc="lower right", fontsize="small")
+    if ax.get_legend_handles_labels()[0]:   # beside the bars: a legend inside would cover some
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small", title="events",
+                  title_fontsize="small")
     if total > n:
         ax.set_title(f"{n} of {total} patients, evenly spaced in follow-up order", fontsize="small")
     return ax
@@ -214,7 +220,9 @@ def plot_scatter_corr(x, y, ax=None, xlabel: str | None = None, ylabel: str | No
     pairs (``spearmanr``/``pearsonr``, t-approximation p), or the annotation says why not
     (fewer than 3 pairs, a constant variable). Two Series are paired by index (e.g. NCA
     results and the analysis table, both indexed by USUBJID), anything else by position.
-    On a log axis values ≤ 0 cannot be drawn and are left out (with none positive the axis stays linear).
+    The annotation sits above the axes, clear of the points. A log axis with values ≤ 0 (e.g.
+    a duration of 0) becomes symmetric-log (linear below the smallest positive power of ten),
+    so every point stays visible; with none positive the axis stays linear.
 
     >>> ax = plot_scatter_corr([1, 2, 3, 4], [2, 1, 4, 3], xlabel="Tlast", ylabel="BCA days",
     ...                        r=0.57, p=0.0004)
@@ -242,11 +250,22 @@ def plot_scatter_corr(x, y, ax=None, xlabel: str | None = None, ylabel: str | No
         fp = format_p(p)
         note = f"{name} r = {r:.3f}" + (
             "" if pd.isna(p) else f", p {fp}" if fp.startswith("<") else f", p = {fp}")
-    ax.text(0.02, 0.98, note, transform=ax.transAxes, va="top", gid="corr")
+    # above the axes, where no point can be
+    ax.annotate(note, xy=(0, 1), xycoords="axes fraction", xytext=(0, 6), textcoords="offset points",
+                ha="left", va="bottom", gid="corr")
     for on, setter, axis, v in ((logx, ax.set_xscale, ax.xaxis, xs[ok]), (logy, ax.set_yscale, ax.yaxis, ys[ok])):
         if on and (v > 0).any():   # a log axis with nothing positive on it has no range to draw
-            setter("log")
-            plain_log_ticks(axis)
+            if (v <= 0).any():     # zeros (e.g. no aplasia) stay visible on a symmetric-log axis
+                floor = 10.0 ** np.floor(np.log10(v[v > 0].min()))
+                setter("symlog", linthresh=floor, linscale=0.4)
+                if (v >= 0).all():   # nothing below 0 to show; a little room so points at 0 and the top stay whole
+                    (ax.set_xlim if axis is ax.xaxis else ax.set_ylim)(-0.4 * floor, float(v.max()) * 1.6)
+                axis.set_major_locator(mticker.SymmetricalLogLocator(base=10, linthresh=floor))
+                axis.set_major_formatter(mticker.FuncFormatter(lambda t, _: f"{t:,.0f}" if t >= 1 else f"{t:g}"))
+                axis.set_minor_formatter(mticker.NullFormatter())
+            else:
+                setter("log")
+                plain_log_ticks(axis)
     ax.set_xlabel(xlabel if xlabel is not None else getattr(x, "name", "") or "")
     ax.set_ylabel(ylabel if ylabel is not None else getattr(y, "name", "") or "")
     return ax

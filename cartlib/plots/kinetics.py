@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.lines import Line2D
 
-from .style import OKABE_ITO, figure_axes, plain_log_ticks, plot_not_estimable
+from .style import GROUP_COLOURS, OKABE_ITO, figure_axes, plain_log_ticks, plot_not_estimable, time_ticks
 
 # Nominal PK visits (days) that bin samples for the median profile: the paper's visits
 # (7, 14, 28 days; 12, 26, 39, 54, 104 weeks; then 6-monthly), the early samples its
@@ -108,8 +108,16 @@ def _draw_profiles(ax, d, lloq, median, highlight, markers=True):
     ax.axhline(lloq, color=OKABE_ITO["black"], ls="--", lw=1, gid="lloq",
                label=f"LLOQ ({lloq:g} copies/µg)")
     if median is not None:
-        ax.plot(median["nominal_day"], median["median"], color=OKABE_ITO["vermillion"], lw=2.2,
+        # The line joins quantifiable medians only: a visit whose median is BLQ gets an open
+        # marker at LLOQ/2 and breaks the line, which would otherwise zig-zag down to LLOQ/2
+        # and back up as if the level had fallen and risen again.
+        blq = median["median"] <= lloq / 2
+        ax.plot(median["nominal_day"], median["median"].where(~blq), color=OKABE_ITO["vermillion"], lw=2.2,
                 marker="o", ms=4, zorder=4, gid="median", label="median (nominal visit)")
+        if blq.any():
+            ax.plot(median.loc[blq, "nominal_day"], median.loc[blq, "median"], ls="none", marker="o", ms=5,
+                    mfc="white", mec=OKABE_ITO["vermillion"], mew=1.4, zorder=4, gid="median blq",
+                    label="median BLQ (≥ half the patients BLQ)")
     ax.set_yscale("log")
 
 
@@ -122,9 +130,11 @@ def plot_spaghetti(pk: pd.DataFrame, nca: pd.DataFrame | None = None, lloq: floa
     BLQ samples (text ``BLQ`` or below ``lloq``) are drawn at ``lloq/2`` with open
     markers, as the legend says. The median is :func:`median_pk_profile` (samples
     binned to the nearest day of ``schedule``). With ``nca`` (indexed by USUBJID with
-    ``tmax``, ``cmax``), each Cmax is marked. The main panel shows days 0–``xmax``
-    (``None``: all follow-up) on ``xscale``; when samples lie beyond ``xmax`` and
-    ``inset`` is true, an inset shows all follow-up on log time. Without any sample after
+    ``tmax``, ``cmax``), each Cmax is marked. The median line joins quantifiable medians; a
+    visit whose median is BLQ shows an open marker at ``lloq/2`` and breaks the line. The main
+    panel shows days 0–``xmax`` (``None``: all follow-up) on ``xscale``; when samples lie
+    beyond ``xmax`` and ``inset`` is true, a panel beside it (outside the data area) shows
+    all follow-up on log time. Without any sample after
     day 0 the panel says ``not estimable (no PK sample after day 0)``.
 
     With more than ``max_patients`` patients (``None``: no limit) only the lines, sample
@@ -160,18 +170,26 @@ def plot_spaghetti(pk: pd.DataFrame, nca: pd.DataFrame | None = None, lloq: floa
                    gid="cmax", label="Cmax (NCA)")
     first, last = (float(d["DAY"].min()), float(d["DAY"].max())) if len(d) else (1.0, 1.0)
     ax.set_xscale(xscale)
-    ax.set_xlim(0 if xscale == "linear" else max(first, 0.5) * 0.8,
-                xmax if xmax is not None else last * 1.05)
+    if xscale == "linear":
+        ticks = time_ticks(xmax if xmax is not None else last, "days", 5.5)
+        ax.set_xticks(ticks)
+        ax.set_xlim(0, ticks[-1])
+    else:
+        ax.set_xlim(max(first, 0.5) * 0.8, xmax if xmax is not None else last * 1.05)
     plain_log_ticks(ax.yaxis)
     ax.set_xlabel("Days after infusion")
     ax.set_ylabel("Transgene copies/µg DNA")
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=3, fontsize="small")
     if inset and xmax is not None and last > xmax:
-        ins = ax.inset_axes([0.6, 0.58, 0.38, 0.4])
+        # beside the main panel, not on it: an inset inside would cover profiles
+        ins = ax.inset_axes([1.1, 0.3, 0.42, 0.7])
         _draw_profiles(ins, d, lloq, med, highlight, markers=False)
         ins.set_xscale("log")
+        ins.set_ylim(ax.get_ylim())
         plain_log_ticks(ins.xaxis)
+        plain_log_ticks(ins.yaxis)
         ins.set_title("all follow-up (log days)", fontsize="small")
+        ins.set_xlabel("Days after infusion", fontsize="x-small")
         ins.tick_params(labelsize="x-small")
     return ax
 
@@ -203,7 +221,7 @@ def plot_il6(labs: pd.DataFrame, analysis: pd.DataFrame | None = None, ax=None,
     if d.empty:
         return plot_not_estimable("no IL-6 value above 0 in days 0–28", ax=ax, figsize=(9, 5))
     grade = analysis["crs_grade"] if analysis is not None else pd.Series(dtype=float)
-    groups = {"CRS grade 0–2": OKABE_ITO["blue"], "CRS grade ≥ 3": OKABE_ITO["vermillion"],
+    groups = {"CRS grade 0–2": GROUP_COLOURS["CRS grade 0–2"], "CRS grade ≥ 3": GROUP_COLOURS["CRS grade ≥ 3"],
               "CRS grade unknown": OKABE_ITO["grey"]}
     ax = figure_axes(ax, (9, 5))
     total = d["USUBJID"].nunique()
@@ -228,6 +246,7 @@ def plot_il6(labs: pd.DataFrame, analysis: pd.DataFrame | None = None, ax=None,
     ax.set_yscale("log")
     plain_log_ticks(ax.yaxis)
     ax.set_xlim(0, 28)
+    ax.set_xticks(range(0, 29, 7))
     ax.set_xlabel("Days after infusion")
     ax.set_ylabel("IL-6 (pg/mL)")
     return ax

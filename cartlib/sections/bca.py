@@ -6,7 +6,7 @@ from typing import Any
 import pandas as pd
 
 from ..bca import bca_correlations, bca_loss_km
-from .common import format_correlations, median_or_none, nan_to_none
+from .common import format_correlations, median_or_none, nan_to_none, paper_sentence
 
 NO_ONSET = "no patient with B-cell aplasia onset"
 
@@ -39,17 +39,44 @@ def bca_summary(table: pd.DataFrame) -> pd.DataFrame:
             ("onset day, median (range)", format_median_range(onset["bca_onset_day"], digits=0)),
             ("duration, days, median (range)", format_median_range(onset["bca_duration_days"], digits=0)),
             ("ongoing at last assessment", format_pct(int(onset["bca_ongoing"].sum()), len(onset)))]
-    return pd.DataFrame(rows, columns=["", "value"]).set_index("")
+    from ..tables import captioned
+
+    return captioned(pd.DataFrame(rows, columns=["", "value"]).set_index(""),
+                     f"B-cell aplasia (BCA), N = {len(table)}: patients with onset, n (%); onset day and duration "
+                     "among them, median (range); aplasia still ongoing at the last assessment, n (% of onsets)."
+                     + paper_sentence([("BCA", "bca.n", "{} patients"), ("onset day", "bca.onset_median_day", "{:g}"),
+                                       ("duration", "bca.duration_median_days", "{:g} days")]))
 
 
 def plot_bca_loss(table: pd.DataFrame, params: dict[str, Any]):
     """KM curve of time from BCA onset to loss, with numbers at risk."""
-    from ..stats.survival import plot_km
+    from ..derive import DAYS_PER_MONTH
+    from ..plots import plot_survival
 
-    title = "Time to loss of B-cell aplasia"
-    fits = {"B-cell aplasia": bca_loss_km(table, ci=params["km_ci"])} if table["bca"].eq(1).any() else {}
-    return plot_km(fits, at_risk_times=[0, 30, 60, 90, 180, 365, 730], time_unit="days", title=title,
-                   empty_reason=NO_ONSET)
+    title = "Time from onset to loss of B-cell aplasia"
+    fits = {"patients with BCA": bca_loss_km(table, ci=params["km_ci"])} if table["bca"].eq(1).any() else {}
+    # fitted in days (the results' unit), drawn in months ticked by the year as every time axis
+    return plot_survival(fits, time_unit="months", time_scale=DAYS_PER_MONTH, title=title, ci=True,
+                         ylabel="Probability of ongoing B-cell aplasia", xlabel="Months since onset of aplasia",
+                         colours={"patients with BCA": "black"},
+                         empty_reason=NO_ONSET)
+
+
+def bca_loss_figure(table: pd.DataFrame, params: dict[str, Any], figures_dir: str = ""):
+    """:func:`plot_bca_loss`, captioned and published."""
+    from ..plots import publish
+
+    onset = table[table["bca"] == 1]
+    median = bca_loss_km(table, ci=params["km_ci"]).median_ if len(onset) else float("nan")
+    said = "not reached" if pd.isna(median) else f"{median:.0f} days"
+    return publish(plot_bca_loss(table, params), "bca_loss",
+                   f"Duration of B-cell aplasia: Kaplan–Meier probability that aplasia is still ongoing, from onset, "
+                   f"n = {len(onset)} patients with onset; aplasia ongoing at the last assessment is censored (ticks); "
+                   f"95% CI ({params['km_ci']}) shaded; numbers at risk under the axis."
+                   + paper_sentence([("median duration (plain median of durations)", "bca.duration_median_days",
+                                      "{:g} days")]),
+                   f"A falling Kaplan–Meier step curve with a shaded band, months since onset on the x axis, "
+                   f"probability of ongoing aplasia on the y axis; median duration {said}.", figures_dir)
 
 
 def plot_bca_tlast(table: pd.DataFrame, params: dict[str, Any]):
@@ -59,16 +86,37 @@ def plot_bca_tlast(table: pd.DataFrame, params: dict[str, Any]):
     from ..plots import plot_scatter_corr
 
     corr = bca_correlations(table, method=params["corr_method"])
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.3))
-    for ax, (col, label, logx) in zip(axes, (("tlast", "Tlast, days", False), ("cmax", "Cmax, copies/µg", True),
-                                             ("auc28", "AUC0–28d, copies/µg×day", True))):
-        plot_scatter_corr(table[col], table["bca_duration_days"], ax=ax, xlabel=label, ylabel="BCA duration, days",
-                          r=corr.loc[col, "r"], p=corr.loc[col, "p"], method=params["corr_method"], logx=logx)
-    fig.tight_layout()
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.6), layout="constrained")
+    for ax, (col, label) in zip(axes, (("tlast", "Tlast, days"), ("cmax", "Cmax, copies/µg"),
+                                       ("auc28", "AUC0–28d, copies/µg×day"))):
+        # all on log axes: durations, Tlast, Cmax and AUC are right-skewed (0 stays visible: symmetric log)
+        plot_scatter_corr(table[col], table["bca_duration_days"], ax=ax, xlabel=f"{label} (log scale)",
+                          ylabel="BCA duration, days (log scale)", r=corr.loc[col, "r"], p=corr.loc[col, "p"],
+                          method=params["corr_method"], logx=True, logy=True)
     return fig
+
+
+def bca_kinetics_figure(table: pd.DataFrame, params: dict[str, Any], figures_dir: str = ""):
+    """:func:`plot_bca_tlast` (the paper's Figure 2), captioned and published."""
+    from ..plots import publish
+
+    return publish(plot_bca_tlast(table, params), "bca_kinetics",
+                   f"B-cell aplasia duration against persistence (Tlast, left), peak expansion (Cmax, middle) and "
+                   f"exposure (AUC0–28d, right), N = {len(table)} (patients without aplasia at duration 0); log axes "
+                   f"(symmetric-log where a value is 0); {params['corr_method'].capitalize()} r and p above each panel."
+                   + paper_sentence([("BCA duration–Tlast r", "bca.tlast_r", "{:.3f}"), ("p", "bca.tlast_p", "{:.4f}")]),
+                   "Three scatter plots, one point per patient, BCA duration in days on the y axes against Tlast, "
+                   "Cmax and AUC0–28d on log x axes; the correlation coefficient and p-value are written above each "
+                   "panel.", figures_dir)
 
 
 def correlation_table(table: pd.DataFrame, params: dict[str, Any]) -> pd.DataFrame:
     """Correlation of BCA duration with Tlast, Cmax and AUC0–28d: r, p, n."""
+    from ..tables import captioned
+
     corr = bca_correlations(table, method=params["corr_method"])
-    return format_correlations(corr, f"BCA duration vs ({params['corr_method']})")
+    labels = {"tlast": "Tlast, days", "cmax": "Cmax, copies/µg", "auc28": "AUC0–28d, copies/µg×day"}
+    return captioned(format_correlations(corr, "BCA duration against").rename(index=labels),
+                     f"{params['corr_method'].capitalize()} correlation of B-cell aplasia duration with Tlast, Cmax "
+                     "and AUC0–28d: r, p and the number of patients with both values."
+                     + paper_sentence([("Tlast r", "bca.tlast_r", "{:.3f}"), ("p", "bca.tlast_p", "{:.4f}")]))

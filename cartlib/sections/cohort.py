@@ -46,15 +46,46 @@ def results(cohort, table: pd.DataFrame, params: dict[str, Any]) -> dict[str, An
 
 def table_sizes(cohort) -> pd.DataFrame:
     """Rows and patients per loaded table."""
+    from ..tables import captioned
+
     rows = [(name, len(df), df["USUBJID"].nunique()) for name, df in cohort.tables.items()]
-    return pd.DataFrame(rows, columns=["table", "rows", "patients"]).set_index("table")
+    return captioned(pd.DataFrame(rows, columns=["table", "rows", "patients"]).set_index("table"),
+                     "The cohort's tables as loaded and validated: rows and patients per table.")
 
 
 def followup_table(table: pd.DataFrame) -> pd.DataFrame:
     """Median follow-up in months: the paper's simple median (with range) and the reverse KM median."""
     fu = months(table["os_days"])
     reverse = median_followup(fu, table["os_event"], method="reverse_km")
-    return pd.DataFrame({"months": [f"{fu.median():.1f} ({fu.min():.1f}–{fu.max():.1f})",
-                                    "not reached" if pd.isna(reverse) else f"{reverse:.1f}"]},
-                        index=pd.Index(["median (range) of observation times (paper)", "reverse Kaplan–Meier median"],
-                                       name="follow-up"))
+    from ..tables import captioned
+
+    return captioned(pd.DataFrame({"months": [f"{fu.median():.1f} ({fu.min():.1f}–{fu.max():.1f})",
+                                              "not reached" if pd.isna(reverse) else f"{reverse:.1f}"]},
+                                  index=pd.Index(["median (range) of observation times (paper)",
+                                                  "reverse Kaplan–Meier median"], name="follow-up")),
+                     f"Follow-up after infusion, N = {len(table)}, months: the paper's median of all observation "
+                     "times, and the reverse Kaplan–Meier median (censoring as the event).")
+
+
+def baseline_display(table: pd.DataFrame):
+    """The baseline table (the paper's Table S1), captioned."""
+    from ..tables import baseline_table, captioned
+
+    return captioned(baseline_table(table),
+                     f"Table S1. Baseline characteristics, N = {len(table)}: n (%) or median (range). MRD: bone-marrow "
+                     "flow MRD before and after lymphodepletion (LD).")
+
+
+def swimmer_figure(table: pd.DataFrame, figures_dir: str = ""):
+    """Every patient's course (swimmer plot), captioned and published."""
+    from ..plots import plot_swimmer, publish
+
+    n = len(table)
+    return publish(plot_swimmer(table), "cohort_swimmer",
+                   f"Every patient's course after CAR-T infusion, N = {n}, longest follow-up on top: bar to last contact; "
+                   "markers for day-28 response (filled diamond MRD-negative CR, open diamond MRD-positive CR/CRi, "
+                   "open square no CR/CRi), HSCT, relapse by CD19 status, death by cause, and an arrow when alive.",
+                   f"Swimmer plot: {n} horizontal bars labelled by pseudonymous patient id, months since infusion on "
+                   f"the x axis (ticked every 12); {int(table['os_event'].sum())} bars end in a death cross, "
+                   f"{int(table['hsct_after'].sum())} carry an HSCT marker and {int(table['relapse_day'].notna().sum())} "
+                   "a relapse circle; the legend on the right names every marker.", figures_dir)

@@ -118,6 +118,59 @@ def format_correlations(corr: pd.DataFrame, title: str) -> pd.DataFrame:
                          "p": corr["p"].map(format_p), "n": corr["n"].astype(int)}, index=corr.index).rename_axis(title)
 
 
+def model_display(summary: pd.DataFrame, caption: str, estimate: str = "hr", notes=()):
+    """A model summary as the paper prints it (estimate (95% CI), p), with covariate labels and a caption."""
+    import re
+
+    from ..tables import captioned, model_table
+
+    if "reason" in summary:   # reasons name covariates by code ("monotone likelihood ... for: icans")
+        codes = re.compile("|".join(rf"(?<![\w.]){re.escape(c)}(?!\w)" for c in sorted(COVARIATE_LABELS, key=len,
+                                                                                       reverse=True)))
+        summary = summary.assign(reason=summary["reason"].map(
+            lambda r: codes.sub(lambda m: COVARIATE_LABELS[m.group(0)], r) if isinstance(r, str) else r))
+    return captioned(model_table(summary, estimate=estimate, labels=COVARIATE_LABELS), caption, notes)
+
+
+def paper_sentence(items) -> str:
+    """The paper's published values of ``items`` ((label, results key, format spec)) as a caption sentence,
+    so a reader sees them beside the figure or table that reproduces them; "" when the paper gives none.
+
+    >>> paper_sentence([("5-year OS", "efficacy.os_5y", "{:.1%}"), ("x", "no.such.key", "{}")])
+    ' Paper (Wang et al. 2025): 5-year OS 74.9%.'
+    """
+    paper = _paper_values()
+    parts = [f"{label} {spec.format(paper[key])}" for label, key, spec in items if paper.get(key) is not None]
+    return f" Paper (Wang et al. 2025): {'; '.join(parts)}." if parts else ""
+
+
+def _paper_values() -> dict[str, Any]:
+    from ..scorecard import load_paper_figures
+
+    global _PAPER
+    if _PAPER is None:
+        _PAPER = {f["key"]: f["value"] for f in load_paper_figures()}
+    return _PAPER
+
+
+_PAPER = None
+
+
+def forest_figure(summary: pd.DataFrame, name: str, title: str, caption: str, estimate: str = "hr",
+                  figures_dir: str = ""):
+    """The forest plot of a model summary, published with its caption and alt text."""
+    from ..plots import plot_forest, publish
+
+    ratio = {"hr": "Hazard ratio", "or": "Odds ratio"}[estimate]
+    ax = plot_forest(summary, estimate=estimate, lower=f"{estimate}_lo", upper=f"{estimate}_hi",
+                     labels=COVARIATE_LABELS, xlabel=f"{ratio} (95% CI), log scale", title=title)
+    shown = [COVARIATE_LABELS.get(c, c) for c in summary.index]
+    alt = (f"Forest plot: {ratio.lower()} with 95% confidence interval, on a log axis with a dashed line at 1, "
+           f"for {len(shown)} covariates ({', '.join(shown)}); the estimates and p-values are written beside "
+           "each row and in the table above.")
+    return publish(ax, name, caption, alt, figures_dir)
+
+
 def format_number(v) -> str:
     """Display text of a kinetic or clinical number: thousands separated from 1,000 up, else 4 digits.
 

@@ -8,9 +8,10 @@ import pandas as pd
 from ..stats.compare import clopper_pearson
 from ..stats.cox import CoxModel, cox_screen
 from ..stats.survival import KaplanMeier
-from ..tables import format_ci, format_median_range, format_p, not_estimable
+from ..tables import captioned, format_ci, format_median_range, format_p, not_estimable
 from .common import (COVARIATE_LABELS, ENDPOINTS, cumulative_incidence,  # noqa: F401 (labels for notebooks)
-                     max_or_none, median_or_none, min_or_none, model_keys, months, nan_to_none, survival_data)
+                     forest_figure, max_or_none, paper_sentence, median_or_none, min_or_none, model_display, model_keys, months,
+                     nan_to_none, survival_data)
 # RESULTS.md asks for univariable keys of these covariates whatever the screen's list
 # (no_prior_cart is prior_cart's complement: keyed, but not screened twice by default)
 RESULTS_COVARIATES = ["female", "age_gt_10", "genrisk_high", "prior_hsct", "prior_cart", "no_prior_cart",
@@ -104,23 +105,47 @@ def response_table(table: pd.DataFrame) -> pd.DataFrame:
         ci = clopper_pearson(k, n)
         rows.append({"response at day 28": label, "n/N": f"{k}/{n}",
                      "% (exact 95% CI)": format_ci(100 * ci.estimate, 100 * ci.lower, 100 * ci.upper, digits=1)})
-    return pd.DataFrame(rows).set_index("response at day 28")
+    return captioned(pd.DataFrame(rows).set_index("response at day 28"),
+                     f"Response at day 28 (N = {n}): complete remission with or without count recovery (CR/CRi) "
+                     "and MRD-negative CR (flow MRD < 10⁻⁴); % with exact Clopper–Pearson 95% CI."
+                     + paper_sentence([("CR/CRi", "efficacy.cr_rate", "{:.0%}"),
+                                       ("MRD-negative CR", "efficacy.mrd_cr_rate", "{:.0%}")]))
 
 
 def plot_os_lfs(table: pd.DataFrame, params: dict[str, Any]):
     """KM curves of OS and LFS side by side with numbers at risk every 12 months."""
     import matplotlib.pyplot as plt
 
-    from ..stats.survival import plot_km
+    from ..plots import plot_survival
 
-    fig, axes = plt.subplots(1, 2, figsize=(12, 5.2))
-    ticks = list(range(0, 109, 12))
+    fig, axes = plt.subplots(1, 2, figsize=(12, 5.4), layout="constrained")
     for ax, endpoint in zip(axes, ENDPOINTS):
-        plot_km({endpoint.upper(): km(table, endpoint, params)}, ax=ax, at_risk_times=ticks,
-                title=f"{endpoint.upper()} (95% CI: {params['km_ci']})")
-        ax.axvline(params["horizon_months"], color="grey", lw=0.8, ls=":")
-    fig.tight_layout()
+        plot_survival({"all patients": km(table, endpoint, params)}, ax=ax, ci=True, title=ENDPOINT_NAMES[endpoint],
+                      ylabel=f"{ENDPOINT_NAMES[endpoint]} probability", colours={"all patients": "black"})
+        ax.axvline(params["horizon_months"], color="grey", lw=0.8, ls=":", gid="horizon")
     return fig
+
+
+ENDPOINT_NAMES = {"os": "Overall survival", "lfs": "Leukaemia-free survival"}
+
+
+def os_lfs_figure(table: pd.DataFrame, params: dict[str, Any], figures_dir: str = ""):
+    """:func:`plot_os_lfs` with its caption and alt text (published; saved when ``figures_dir``)."""
+    from ..plots import publish
+
+    n, h = len(table), params["horizon_months"]
+    rates = []
+    for endpoint in ENDPOINTS:
+        est, lo, hi = km(table, endpoint, params).survival_at(h)
+        rates.append(f"{ENDPOINT_NAMES[endpoint].lower()} {format_ci(100 * est, 100 * lo, 100 * hi, digits=1)} %")
+    caption = (f"Overall survival (left) and leukaemia-free survival (right) after CAR-T infusion, N = {n}. "
+               f"Kaplan–Meier estimates with 95% confidence bands ({params['km_ci']} Greenwood CI, shaded); "
+               f"ticks mark censored patients; the dotted line marks {h:g} months; numbers at risk (follow-up ≥ t) "
+               "under each axis." + paper_sentence([("5-year OS", "efficacy.os_5y", "{:.1%}"),
+                                                    ("5-year LFS", "efficacy.lfs_5y", "{:.1%}")]))
+    alt = (f"Two Kaplan–Meier step curves with shaded 95% bands, time since infusion in months on the x axis "
+           f"(ticked every 12 months), probability on the y axis. At {h:g} months: {'; '.join(rates)}.")
+    return publish(plot_os_lfs(table, params), "efficacy_os_lfs", caption, alt, figures_dir)
 
 
 def survival_table(table: pd.DataFrame, params: dict[str, Any]) -> pd.DataFrame:
@@ -132,7 +157,10 @@ def survival_table(table: pd.DataFrame, params: dict[str, Any]) -> pd.DataFrame:
         rows.append({"endpoint": endpoint.upper(), "events": int(fit.table_["n_event"].sum()),
                      f"{params['horizon_months']:g}-month rate, % (95% CI)": format_ci(100 * est, 100 * lo, 100 * hi, digits=1),
                      "median, months": "not reached" if pd.isna(fit.median_) else f"{fit.median_:.1f}"})
-    return pd.DataFrame(rows).set_index("endpoint")
+    return captioned(pd.DataFrame(rows).set_index("endpoint"),
+                     f"Overall (OS) and leukaemia-free survival (LFS), N = {len(table)}: events, Kaplan–Meier rate at "
+                     f"{params['horizon_months']:g} months with 95% CI ({params['km_ci']}) and median survival."
+                     + paper_sentence([("5-year OS", "efficacy.os_5y", "{:.1%}"), ("5-year LFS", "efficacy.lfs_5y", "{:.1%}")]))
 
 
 def relapse_table(table: pd.DataFrame) -> pd.DataFrame:
@@ -144,22 +172,36 @@ def relapse_table(table: pd.DataFrame) -> pd.DataFrame:
         sub = rel[mask]
         rows.append({"relapse": label, "n": len(sub),
                      "months to relapse, median (range)": format_median_range(months(sub["relapse_day"]), digits=1)})
-    return pd.DataFrame(rows).set_index("relapse")
+    return captioned(pd.DataFrame(rows).set_index("relapse"),
+                     f"Relapses by CD19 status of the relapse, N = {len(table)} patients: number and months from "
+                     "infusion to relapse, median (range).")
 
 
 def plot_cumulative_incidence(table: pd.DataFrame):
     """Cumulative incidence of relapse and NRM (Aalen–Johansen), one panel."""
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for cause, label in ((1, "relapse"), (2, "non-relapse mortality")):
-        cumulative_incidence(table, cause).plot(ax=ax)
-        ax.get_lines()[-1].set_label(label)
-    ax.set_xlabel("months since infusion")
-    ax.set_ylabel("cumulative incidence")
-    ax.set_ylim(0, 1)
-    ax.legend(loc="upper left")
+    from ..plots import plot_incidence
+
+    fig, ax = plt.subplots(figsize=(7, 4.5), layout="constrained")
+    last = float(months(table["crr_days"]).max())
+    plot_incidence({label: (cumulative_incidence(table, cause), "all", last)
+                    for cause, label in ((1, "relapse"), (2, "non-relapse mortality"))}, ax=ax)
     return fig
+
+
+def cumulative_incidence_figure(table: pd.DataFrame, params: dict[str, Any], figures_dir: str = ""):
+    """:func:`plot_cumulative_incidence` with its caption and alt text."""
+    from ..plots import publish
+
+    h = params["horizon_months"]
+    at = {label: cumulative_incidence(table, cause).at(h)[0] for cause, label in ((1, "relapse"), (2, "NRM"))}
+    said = "; ".join(f"{k} {'not estimable' if pd.isna(v) else f'{100 * v:.1f} %'}" for k, v in at.items())
+    caption = (f"Cumulative incidence of relapse and of non-relapse mortality (NRM, the competing event), N = "
+               f"{len(table)}: Aalen–Johansen estimates with 95% log(−log) confidence bands (shaded).")
+    alt = (f"Two rising step curves, months since infusion on the x axis (ticked every 12), cumulative incidence "
+           f"from 0 to 1 on the y axis; relapse in orange, NRM in pink. At {h:g} months: {said}.")
+    return publish(plot_cumulative_incidence(table), "efficacy_cumulative_incidence", caption, alt, figures_dir)
 
 
 def cumulative_incidence_table(table: pd.DataFrame, params: dict[str, Any]) -> pd.DataFrame:
@@ -179,13 +221,47 @@ def cumulative_incidence_table(table: pd.DataFrame, params: dict[str, Any]) -> p
                 text = format_ci(100 * est, 100 * lo, 100 * hi, digits=1)
             row[f"{t:g} months, % (95% CI)"] = text
         rows.append(row)
-    return pd.DataFrame(rows).set_index("cause")
+    return captioned(pd.DataFrame(rows).set_index("cause"),
+                     f"Cumulative incidence of relapse and of non-relapse mortality, N = {len(table)}: Aalen–Johansen "
+                     "estimates, % with 95% CI (delta-method variance, log(−log) transform).")
 
 
 def zph_table(model: CoxModel) -> pd.DataFrame:
     """The proportional-hazards test of a fitted model, formatted (or why it is not available)."""
+    caption = ("Proportional-hazards check of the model above (Grambsch–Therneau test as R's cox.zph, "
+               "Kaplan–Meier time scale): a small p warns that a hazard ratio changes over time.")
     if model.reason is not None:
-        return pd.DataFrame({"PH test": [not_estimable(model.reason)]})
+        return captioned(pd.DataFrame({"PH test": [not_estimable(model.reason)]}), caption)
     z = model.zph()
-    return pd.DataFrame({"chi-square": z["chisq"].map(lambda v: f"{v:.3f}"), "df": z["df"].map(lambda v: f"{v:g}"),
-                         "p": z["p"].map(format_p)}).rename_axis("PH test (cox.zph, KM scale)")
+    z.index = [{"GLOBAL": "global test"}.get(c, COVARIATE_LABELS.get(c, c)) for c in z.index]
+    return captioned(pd.DataFrame({"chi-square": z["chisq"].map(lambda v: f"{v:.3f}"), "df": z["df"].map(lambda v: f"{v:g}"),
+                                   "p": z["p"].map(format_p)}).rename_axis("covariate"), caption)
+
+
+def _events(table: pd.DataFrame, endpoint: str) -> int:
+    return int(table[ENDPOINTS[endpoint][1]].sum())
+
+
+def screen_display(table: pd.DataFrame, endpoint: str, screen, params: dict[str, Any]):
+    """The univariable Cox screen of ``endpoint``, captioned with the covariates it selects."""
+    from ..tables import selection_sentence
+
+    caption = (f"Univariable Cox regression of {ENDPOINT_NAMES[endpoint].lower()} ({endpoint.upper()}), N = {len(table)}, "
+               f"{_events(table, endpoint)} events: hazard ratio (95% Wald CI) and Wald p (Efron ties). "
+               + selection_sentence(screen.selected, COVARIATE_LABELS, params["screen_p"]))
+    return model_display(screen.table, caption)
+
+
+def multivariable_display(table: pd.DataFrame, endpoint: str, model: CoxModel, label: str):
+    """A multivariable Cox model of ``endpoint`` as the paper prints it, captioned (``label``: e.g. "Table 1A")."""
+    return model_display(model.summary, f"{label}. Multivariable Cox regression of {ENDPOINT_NAMES[endpoint].lower()} "
+                                         f"({endpoint.upper()}), N = {len(table)}, {_events(table, endpoint)} events: "
+                                         "hazard ratio (95% Wald CI) and Wald p (Efron ties).")
+
+
+def multivariable_forest(table: pd.DataFrame, endpoint: str, model: CoxModel, label: str, figures_dir: str = ""):
+    """The forest plot of a multivariable Cox model, captioned and published."""
+    title = f"{endpoint.upper()}, multivariable Cox ({label})"
+    caption = (f"Forest plot of {label}: hazard ratios of {ENDPOINT_NAMES[endpoint].lower()} with 95% CI on a log "
+               f"scale, N = {len(table)}, {_events(table, endpoint)} events; HR < 1 means a lower hazard.")
+    return forest_figure(model.summary, f"efficacy_{endpoint}_forest", title, caption, "hr", figures_dir)

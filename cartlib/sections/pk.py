@@ -5,11 +5,13 @@ from typing import Any
 
 import pandas as pd
 
-from ..pk.summary import kinetics_correlations, summarise_nca, table3
+from ..pk.nca import NCARules
+from ..pk.summary import (kinetics_correlations, summarise_nca, summarise_terminal_and_partial, table3,
+                          terminal_and_partial)
 from ..stats.compare import mann_whitney
-from ..tables import format_p, not_estimable
+from ..tables import captioned, format_p, not_estimable
 from .common import (format_correlations, format_number, max_or_none, median_or_none, min_or_none, nan_to_none,
-                     or_reason)
+                     or_reason, paper_sentence)
 
 
 def summary_by_mrd_cr(table: pd.DataFrame) -> pd.DataFrame:
@@ -67,6 +69,9 @@ def results(cohort, table: pd.DataFrame, params: dict[str, Any]) -> dict[str, An
         out[f"pk.{name}_tlast_r"] = nan_to_none(corr.loc[name, "r"])
         out[f"pk.{name}_tlast_p"] = nan_to_none(corr.loc[name, "p"])
     out.update(table3_keys(table3(table)))
+    terminal = terminal_and_partial(cohort.pk, NCARules.from_params(params), patients=table.index)
+    for (quantity, stat), value in summarise_terminal_and_partial(terminal).items():
+        out[f"pk.{quantity}_{stat}"] = nan_to_none(value)
     return out
 
 
@@ -83,7 +88,9 @@ def nca_head(table: pd.DataFrame, n: int = 8) -> pd.DataFrame:
     out = table[cols].head(n).copy()
     for c in ("cmax", "auc28", "tmax", "tlast"):
         out[c] = out[c].map(format_number)
-    return out.rename(columns=NCA_LABELS)
+    return captioned(out.rename(columns=NCA_LABELS),
+                     f"Non-compartmental parameters of the first {min(n, len(table))} of {len(table)} patients "
+                     "(samples after infusion; BLQ counts as 0; AUC by the linear-up/log-down rule).")
 
 
 def nca_summary_table(table: pd.DataFrame) -> pd.DataFrame:
@@ -98,9 +105,11 @@ def nca_summary_table(table: pd.DataFrame) -> pd.DataFrame:
         rows.append({"parameter": NCA_LABELS[param], "n": int(r["n"]), "median (range)": spread,
                      "geometric mean": or_reason(r["geomean"], format_number, r["reason"]) if geo else "",
                      "geometric CV %": or_reason(r["geocv_pct"], "{:.0f}", r["reason"]) if geo else ""})
-    table_out = pd.DataFrame(rows).set_index("parameter")
-    print(f"effective expansion (Cmax ≥ expansion_min): {int(table['expansion'].sum())}/{len(table)}")
-    return table_out
+    return captioned(pd.DataFrame(rows).set_index("parameter"),
+                     f"Cellular kinetics, N = {len(table)}: median (range), and for the log-normal Cmax and AUC0–28d "
+                     f"the geometric mean and geometric CV %. Effective expansion (Cmax ≥ expansion_min): "
+                     f"{int(table['expansion'].sum())} of {len(table)} patients."
+                     + paper_sentence([("median Cmax", "pk.cmax_median", "{:,.0f}"), ("median Tmax", "pk.tmax_median", "{:g}")]))
 
 
 def mrd_cr_comparison(table: pd.DataFrame) -> pd.DataFrame:
@@ -116,7 +125,11 @@ def mrd_cr_comparison(table: pd.DataFrame) -> pd.DataFrame:
                      "geometric means": (f"{format_number(_stat(s, 1, column, 'geomean'))} vs "
                                          f"{format_number(_stat(s, 0, column, 'geomean'))}" if column != "tlast" else ""),
                      "Mann–Whitney p": or_reason(test.p_value, format_p, test.reason)})
-    return pd.DataFrame(rows).set_index("parameter")
+    return captioned(pd.DataFrame(rows).set_index("parameter"),
+                     "Expansion and persistence by day-28 response: patients with MRD-negative CR against the others, "
+                     "medians, geometric means and Mann–Whitney p (normal approximation with continuity correction)."
+                     + paper_sentence([("p (Cmax)", "pk.cmax_mrdcr_mwu_p", "{:.3f}"), ("p (AUC0–28d)", "pk.auc28_mrdcr_mwu_p", "{:.3f}"),
+                                       ("p (Tlast)", "pk.tlast_mrdcr_mwu_p", "{:.3f}")]))
 
 
 def table3_display(table: pd.DataFrame) -> pd.DataFrame:
@@ -135,13 +148,18 @@ def table3_display(table: pd.DataFrame) -> pd.DataFrame:
         "p (AUC)": p_text("auc28"),
         "median Tlast": t3["tlast_median"].map(format_number),
         "p (Tlast)": p_text("tlast"),
-    }, index=t3.index)
+    }, index=t3.index).pipe(captioned, f"Table 3. Clinical determinants of CAR-T kinetics, N = {len(table)}: median Cmax "
+                            "(copies/µg), AUC0–28d (copies/µg×day) and Tlast (days) by characteristic, Mann–Whitney p.")
 
 
 def correlation_table(table: pd.DataFrame, params: dict[str, Any]) -> pd.DataFrame:
     """Correlation of Cmax and AUC0–28d with Tlast: r, p, n."""
     corr = kinetics_correlations(table, method=params["corr_method"])
-    return format_correlations(corr, f"{params['corr_method']} vs Tlast")
+    return captioned(format_correlations(corr, "parameter").rename(index=NCA_LABELS),
+                     f"{params['corr_method'].capitalize()} correlation of Cmax and AUC0–28d with persistence "
+                     "(Tlast): r, p and the number of patients with both values."
+                     + paper_sentence([("Cmax r", "pk.cmax_tlast_r", "{:.3f}"), ("p", "pk.cmax_tlast_p", "{:.3f}"),
+                                       ("AUC0–28d r", "pk.auc28_tlast_r", "{:.3f}"), ("p", "pk.auc28_tlast_p", "{:.3f}")]))
 
 
 def plot_kinetics_correlations(table: pd.DataFrame, params: dict[str, Any]):
@@ -151,9 +169,41 @@ def plot_kinetics_correlations(table: pd.DataFrame, params: dict[str, Any]):
     from ..plots import plot_scatter_corr
 
     corr = kinetics_correlations(table, method=params["corr_method"])
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.3))
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.5), layout="constrained")
     for ax, col in zip(axes, ("cmax", "auc28")):
-        plot_scatter_corr(table[col], table["tlast"], ax=ax, xlabel=NCA_LABELS[col], ylabel=NCA_LABELS["tlast"],
-                          r=corr.loc[col, "r"], p=corr.loc[col, "p"], method=params["corr_method"], logx=True)
-    fig.tight_layout()
+        plot_scatter_corr(table[col], table["tlast"], ax=ax, xlabel=f"{NCA_LABELS[col]} (log scale)",
+                          ylabel=f"{NCA_LABELS['tlast']} (log scale)", r=corr.loc[col, "r"], p=corr.loc[col, "p"],
+                          method=params["corr_method"], logx=True, logy=True)
     return fig
+
+
+def kinetics_correlation_figure(table: pd.DataFrame, params: dict[str, Any], figures_dir: str = ""):
+    """:func:`plot_kinetics_correlations`, captioned and published."""
+    from ..plots import publish
+
+    n = int((table["tlast"].notna() & table["cmax"].notna()).sum())
+    return publish(plot_kinetics_correlations(table, params), "pk_expansion_persistence",
+                   f"Expansion against persistence, n = {n} patients with both values: Cmax (left) and AUC0–28d "
+                   f"(right) against Tlast, all on log axes; {params['corr_method'].capitalize()} r and p above each panel."
+                   + paper_sentence([("Cmax–Tlast r", "pk.cmax_tlast_r", "{:.3f}"), ("p", "pk.cmax_tlast_p", "{:.3f}"),
+                                     ("AUC0–28d–Tlast r", "pk.auc28_tlast_r", "{:.3f}"), ("p", "pk.auc28_tlast_p", "{:.3f}")]),
+                   "Two scatter plots on log–log axes, one point per patient: Cmax and AUC0–28d on the x axes against "
+                   "Tlast in days on the y axes; the correlation coefficient and p-value are written above each panel.",
+                   figures_dir)
+
+
+def spaghetti_figure(cohort, table: pd.DataFrame, params: dict[str, Any], figures_dir: str = ""):
+    """Every patient's transgene profile with the median, captioned and published."""
+    from ..plots import plot_spaghetti, publish
+
+    n = cohort.pk.loc[cohort.pk["DAY"] > 0, "USUBJID"].nunique()
+    return publish(plot_spaghetti(cohort.pk, table, lloq=params["lloq"]), "pk_profiles",
+                   f"CAR-T transgene levels (copies/µg DNA, log scale) after infusion, one grey line per patient "
+                   f"(n = {n}); open circles: BLQ samples drawn at half the LLOQ ({params['lloq']:g}); triangles: "
+                   "each patient's Cmax; red: median at each nominal visit (open where at least half are BLQ). "
+                   "Main panel: days 0–120; right: all follow-up on log time."
+                   + paper_sentence([("median Cmax", "pk.cmax_median", "{:,.0f} copies/µg"),
+                                     ("median Tmax", "pk.tmax_median", "{:g} days")]),
+                   "Spaghetti plot of transgene copies per microgram DNA on a log axis against days after infusion: "
+                   "levels rise to a peak in the first one to three weeks, then fall in a fast and then a slow phase "
+                   "towards the dashed LLOQ line; a side panel shows all follow-up on a log time axis.", figures_dir)

@@ -7,8 +7,9 @@ import pandas as pd
 
 from ..bca import il6_association
 from ..stats.logistic import LogisticModel, logistic_screen
-from ..tables import format_ci, format_median_range, format_p, format_pct, not_estimable
-from .common import COVARIATE_LABELS, max_or_none, median_or_none, min_or_none, model_keys  # noqa: F401
+from ..tables import captioned, format_ci, format_median_range, format_p, format_pct, not_estimable, selection_sentence
+from .common import (COVARIATE_LABELS, forest_figure, max_or_none, median_or_none, min_or_none,  # noqa: F401
+                     model_display, model_keys, paper_sentence)
 
 OR_KEYS = {"or": "or", "or_lo": "or_lo", "or_hi": "or_hi", "p": "p"}
 INFECTION_TYPES = ("BACTERIAL", "CMV", "EBV", "FUNGAL")
@@ -93,7 +94,10 @@ def grade_table(table: pd.DataFrame) -> pd.DataFrame:
         row["any grade"] = format_pct((g >= 1).sum(), n)
         row["grade ≥ 3"] = format_pct((g >= 3).sum(), n)
         rows.append(row)
-    return pd.DataFrame(rows).set_index("event")
+    return captioned(pd.DataFrame(rows).set_index("event"),
+                     f"Adverse events within four weeks of infusion by each patient's maximum grade, N = {n}, n (%). "
+                     "CRS and ICANS graded by ASTCT 2018, other events by CTCAE v5."
+                     + paper_sentence([("CRS", "toxicity.crs_any_n", "{} patients"), ("ICANS", "toxicity.icans_n", "{} patients")]))
 
 
 def management_table(cohort, table: pd.DataFrame) -> pd.DataFrame:
@@ -101,7 +105,9 @@ def management_table(cohort, table: pd.DataFrame) -> pd.DataFrame:
     n = len(table)
     rows = [(f"infection: {kind.lower()}", k) for kind, k in infections_by_type(cohort.adverse_events).items()]
     rows += [("tocilizumab", int(table["tocilizumab"].sum())), ("corticosteroids", int(table["corticosteroid"].sum()))]
-    return pd.DataFrame([(label, format_pct(k, n)) for label, k in rows], columns=["", "patients, n (%)"]).set_index("")
+    return captioned(pd.DataFrame([(label, format_pct(k, n)) for label, k in rows],
+                                  columns=["", "patients, n (%)"]).set_index(""),
+                     f"Infections by type (a patient may count under several) and toxicity management, N = {n}, n (%).")
 
 
 def il6_table(table: pd.DataFrame, params: dict[str, Any]) -> pd.DataFrame:
@@ -121,4 +127,66 @@ def il6_table(table: pd.DataFrame, params: dict[str, Any]) -> pd.DataFrame:
         else:
             odds = format_ci(r["or"], r["or_lo"], r["or_hi"], digits=3)
         rows.append((f"elevated IL-6 → {label}: OR (95% CI), Fisher p", f"{odds}, p {format_p(r['p'])}"))
-    return pd.DataFrame(rows, columns=["IL-6", "value"]).set_index("IL-6")
+    return captioned(pd.DataFrame(rows, columns=["IL-6", "value"]).set_index("IL-6"),
+                     f"IL-6 in days 0–28, N = {n}: elevated peak (> {params['il6_uln']:g} pg/mL), its size and day among "
+                     "patients with an elevated peak, and its association with grade ≥ 3 CRS and ICANS "
+                     "(2×2 odds ratio with Woolf 95% CI, Fisher's exact p).")
+
+
+MODEL_TITLES = {"scrs_model1": "Table 2, model 1", "scrs_model2": "Table 2, model 2"}
+
+
+def _or_caption(table: pd.DataFrame, what: str, outcome: str) -> str:
+    return (f"{what} of {'grade ≥ 3 CRS' if outcome == 'crs_ge_3' else 'ICANS'}, N = {len(table)}, "
+            f"{int(table[outcome].sum())} events: odds ratio (95% Wald CI) and Wald p (maximum likelihood, as R's glm).")
+
+
+def screen_display(table: pd.DataFrame, screen, params: dict[str, Any], outcome: str = "crs_ge_3"):
+    """A univariable logistic screen, captioned with the covariates it selects."""
+    caption = _or_caption(table, "Univariable logistic regression", outcome)
+    if outcome == "crs_ge_3":
+        caption += " " + selection_sentence(screen.selected, COVARIATE_LABELS, params["screen_p"])
+    return model_display(screen.table, caption, estimate="or")
+
+
+def model_display_scrs(table: pd.DataFrame, name: str, model: LogisticModel):
+    """One of the paper's multivariable models of severe CRS (``scrs_model1``/``scrs_model2``), captioned."""
+    return model_display(model.summary, f"{MODEL_TITLES[name]}. " + _or_caption(table, "Multivariable logistic regression",
+                                                                                "crs_ge_3"), estimate="or")
+
+
+def model_forest(table: pd.DataFrame, name: str, model: LogisticModel, figures_dir: str = ""):
+    """The forest plot of a multivariable model of severe CRS, captioned and published."""
+    title = f"Grade ≥ 3 CRS, {MODEL_TITLES[name]}"
+    caption = (f"Forest plot of {MODEL_TITLES[name]}: odds ratios of grade ≥ 3 CRS with 95% CI on a log scale, "
+               f"N = {len(table)}, {int(table['crs_ge_3'].sum())} events; OR < 1 means protection.")
+    return forest_figure(model.summary, f"toxicity_{name}_forest", title, caption, "or", figures_dir)
+
+
+def grade_figure(table: pd.DataFrame, figures_dir: str = ""):
+    """Stacked bars of patients by maximum grade per event, captioned and published."""
+    from ..plots import plot_grade_bars, publish
+
+    n = len(table)
+    said = ", ".join(f"{label} {int((table[f'{t}_grade'] >= 1).sum())}/{n}"
+                     for t, label in (("crs", "CRS"), ("icans", "ICANS"), ("neutropenia", "neutropenia"),
+                                      ("infection", "infection")))
+    return publish(plot_grade_bars(table), "toxicity_grades",
+                   f"Patients by maximum grade of CRS, ICANS, neutropenia and infection within four weeks, N = {n}; "
+                   "bar height = patients with the event (any grade), written above each bar.",
+                   f"Stacked bar chart, one bar per event, coloured by grade 1 to 4 or 5. Patients with the event: {said}.",
+                   figures_dir)
+
+
+def il6_figure(cohort, table: pd.DataFrame, params: dict[str, Any], figures_dir: str = ""):
+    """IL-6 courses over days 0–28 coloured by CRS grade, captioned and published."""
+    from ..plots import plot_il6, publish
+
+    il6 = cohort.labs[cohort.labs["TEST"].astype(str).str.upper().eq("IL6")]
+    n = il6["USUBJID"].nunique()
+    return publish(plot_il6(cohort.labs, table, uln=params["il6_uln"]), "toxicity_il6",
+                   f"IL-6 over days 0–28 after infusion, one line per patient (n = {n} with IL-6 values), log scale, "
+                   f"coloured by maximum CRS grade; dashed line: upper limit of normal ({params['il6_uln']:g} pg/mL).",
+                   "Line chart of IL-6 in pg/mL on a log axis against days 0 to 28 (ticked weekly); blue lines for "
+                   "patients with CRS grade 0–2, vermillion for grade 3 or more, which mostly peak higher in the "
+                   "first two weeks.", figures_dir)

@@ -9,9 +9,9 @@ from ..params import mrd_label
 from ..stats.competing import gray_test
 from ..stats.survival import KaplanMeier, logrank_test
 from ..stats import timevarying as tv
-from ..tables import format_ci, format_p, not_estimable
+from ..tables import captioned, format_ci, format_p, not_estimable
 from .common import (ENDPOINTS, cumulative_incidence, max_or_none, median_or_none, min_or_none, months,
-                     nan_to_none, or_reason, survival_data)
+                     nan_to_none, or_reason, paper_sentence, survival_data)
 
 ONE_GROUP = "only one of the HSCT / no-HSCT groups has patients"
 NO_HSCT = "no patient had HSCT"
@@ -132,21 +132,41 @@ def plot_strata(table: pd.DataFrame, params: dict[str, Any], endpoint: str = "os
     """KM of ``endpoint`` by HSCT within each tumour-burden stratum (the paper's Figure 1 layout)."""
     import matplotlib.pyplot as plt
 
-    from ..stats.survival import plot_km
+    from ..plots import plot_survival
 
     days, event = ENDPOINTS[endpoint]
     groups = {k: v for k, v in strata(table, params).items() if k != "all"}
-    fig, axes = plt.subplots(2, 2, figsize=(13, 11))
+    fig, axes = plt.subplots(2, 2, figsize=(13, 11), layout="constrained")
+    fig.get_layout_engine().set(h_pad=0.25, hspace=0.12)   # room for the at-risk rows
+    end = float(months(table[days]).max()) if len(table) else 1.0
     for ax, (name, mask) in zip(axes.ravel(), groups.items()):
         sub = table[mask]
         fits = {label: KaplanMeier(ci=params["km_ci"]).fit(months(g[days]), g[event], label=label)
                 for label, g in sub.groupby(hsct_groups(sub), sort=True)}
+        fits = {k: fits[k] for k in ("HSCT", "no HSCT") if k in fits}   # same order and colours in every panel
         test, _ = hsct_comparison(sub, endpoint)
-        p_text = f", log-rank p {format_p(test.p_value)}" if test else ""
-        plot_km(fits, ax=ax, at_risk_times=list(range(0, 109, 24)), title=f"{endpoint.upper()}: {_title(name)}{p_text}",
-                empty_reason="no patient in this stratum")
-    fig.subplots_adjust(hspace=0.75, wspace=0.25, bottom=0.12, top=0.95)  # room for the at-risk tables
+        p_text = f", log-rank p {format_p(test.p_value)}" if test and pd.notna(test.p_value) else ""
+        what = "Overall survival" if endpoint == "os" else "Leukaemia-free survival"
+        plot_survival(fits, ax=ax, end=end, title=f"{endpoint.upper()}: {_title(name)}{p_text}",
+                      ylabel=f"{what} probability", empty_reason="no patient in this stratum")
     return fig
+
+
+def strata_figure(table: pd.DataFrame, params: dict[str, Any], endpoint: str = "os", figures_dir: str = ""):
+    """:func:`plot_strata`, captioned and published."""
+    from ..plots import publish
+
+    what = "overall survival" if endpoint == "os" else "leukaemia-free survival"
+    n_hsct = int(table["hsct_after"].sum())
+    return publish(plot_strata(table, params, endpoint), f"transplant_{endpoint}_strata",
+                   f"Kaplan–Meier {what} from infusion by HSCT after CAR-T (ever vs never transplanted, the paper's "
+                   f"comparison, biased by immortal time) within four tumour-burden strata, N = {len(table)} "
+                   f"({n_hsct} HSCT); log-rank p in each title; numbers at risk under each panel."
+                   + paper_sentence([(f"log-rank p, {_title(s)}", f"transplant.{endpoint}_logrank_p.{s}", "{:.3f}")
+                                     for s in strata(table, params) if s != "all"]),
+                   f"Four panels of Kaplan–Meier curves, HSCT in vermillion and no HSCT in blue, months since infusion "
+                   f"on the x axes (ticked every 12), {what} probability on the y axes; each title names the stratum "
+                   "and the log-rank p.", figures_dir)
 
 
 def _group_cell(value, spec: str, n_patients: int, missing: str) -> str:
@@ -179,7 +199,10 @@ def strata_table(table: pd.DataFrame, params: dict[str, Any]) -> pd.DataFrame:
             _, why = hsct_comparison(sub, endpoint)
             row[f"{endpoint.upper()} log-rank p"] = or_reason(k[f"transplant.{endpoint}_logrank_p.{name}"], format_p, why)
         rows.append(row)
-    return pd.DataFrame(rows).set_index("stratum")
+    return captioned(pd.DataFrame(rows).set_index("stratum"),
+                     f"HSCT after CAR-T by tumour-burden stratum, N = {len(table)}: patients per group, Kaplan–Meier "
+                     f"median OS, non-relapse mortality at {horizon:g} months (Aalen–Johansen) and log-rank p of OS "
+                     "and LFS (ever vs never transplanted, from infusion).")
 
 
 def gray_table(table: pd.DataFrame, params: dict[str, Any]) -> pd.DataFrame:
@@ -192,7 +215,9 @@ def gray_table(table: pd.DataFrame, params: dict[str, Any]) -> pd.DataFrame:
     rows.append(("Gray's test", f"chi-square {test.statistic:.3f}, df {test.df}, p {format_p(test.p_value)}"
                  if pd.notna(test.p_value) else not_estimable(test.reason)))
     title = f"relapse incidence at {horizon:g} months"
-    return pd.DataFrame(rows, columns=[title, "value"]).set_index(title)
+    return captioned(pd.DataFrame(rows, columns=[title, "value"]).set_index(title),
+                     f"Cumulative incidence of relapse (non-relapse death competing) by HSCT after CAR-T, N = "
+                     f"{len(table)}: Aalen–Johansen estimate at {horizon:g} months per group and Gray's test.")
 
 
 def immortal_time_table(table: pd.DataFrame) -> pd.DataFrame:
@@ -206,7 +231,9 @@ def immortal_time_table(table: pd.DataFrame) -> pd.DataFrame:
                                                                           "{:.1f}", NO_HSCT)),
             ("no-HSCT group: relapses or deaths before the last HSCT day",
              f"{len(early)} of {len(never)}" if len(hsct) else not_estimable(NO_HSCT))]
-    return pd.DataFrame(rows, columns=["immortal time", "value"]).set_index("immortal time")
+    return captioned(pd.DataFrame(rows, columns=["immortal time", "value"]).set_index("immortal time"),
+                     f"Immortal time in the ever-vs-never HSCT comparison, N = {len(table)}: event-free time the HSCT "
+                     "group has by construction, and the early events the other group keeps.")
 
 
 def time_varying_table(table: pd.DataFrame, params: dict[str, Any]) -> pd.DataFrame:
@@ -227,29 +254,55 @@ def time_varying_table(table: pd.DataFrame, params: dict[str, Any]) -> pd.DataFr
     why = (lm.reason if lm else ONE_GROUP) if len(data) else "no patient followed beyond the landmark"
     rows.append((f"landmark at day {params['landmark_day']:g} (n = {len(data)}), log-rank", "",
                  or_reason(lm.p_value if lm else None, format_p, why)))
-    return pd.DataFrame(rows, columns=["OS analysis", "HR (95% CI)", "p"]).set_index("OS analysis")
+    return captioned(pd.DataFrame(rows, columns=["OS analysis", "HR (95% CI)", "p"]).set_index("OS analysis"),
+                     f"Effect of HSCT on overall survival, N = {len(table)}: the biased fixed comparison beside three "
+                     "analyses free of immortal time; hazard ratio of HSCT (95% Wald CI) and p.")
 
 
 def plot_simon_makuch(table: pd.DataFrame):
     """Simon–Makuch curves of OS: patients move to the HSCT curve on their transplant day."""
-    from ..plots import plot_not_estimable
+    from ..plots import plot_not_estimable, plot_simon_makuch
 
     title = "OS by HSCT as it happens (Simon–Makuch)"
     data = os_start_stop(table)
     if data.empty:
         return plot_not_estimable("no patient with an OS time above 0 days", title=title)
-    ax = tv.SimonMakuch().fit_start_stop(data).plot()
-    ax.set_title(title)
-    ax.set_xlabel("months since infusion")
-    return ax
+    return plot_simon_makuch(tv.SimonMakuch().fit_start_stop(data), {0: "no HSCT", 1: "HSCT"}, title=title)
+
+
+def simon_makuch_figure(table: pd.DataFrame, figures_dir: str = ""):
+    """:func:`plot_simon_makuch`, captioned and published."""
+    from ..plots import publish
+
+    return publish(plot_simon_makuch(table), "transplant_simon_makuch",
+                   f"Simon–Makuch overall survival by HSCT as it happens, N = {len(table)}: patients count in the "
+                   "no-HSCT curve until their transplant day and in the HSCT curve after it.",
+                   "Two survival step curves, HSCT in vermillion and no HSCT in blue, months since infusion on the x "
+                   "axis (ticked every 12), overall survival probability on the y axis.", figures_dir)
 
 
 def plot_landmark(table: pd.DataFrame, params: dict[str, Any]):
     """KM of OS from the landmark day by HSCT before it."""
-    from ..stats.survival import plot_km
+    from ..plots import GROUP_COLOURS, plot_survival
 
     data, _ = landmark_os(table, params["landmark_day"])
     fits = {("HSCT before landmark" if g else "no HSCT before landmark"):
             KaplanMeier(ci=params["km_ci"]).fit(months(d["os_days"]), d["os_event"]) for g, d in data.groupby("hsct_by_landmark")}
-    return plot_km(fits, at_risk_times=list(range(0, 97, 24)), title=f"OS from the day-{params['landmark_day']:g} landmark",
-                   empty_reason=f"no patient alive and followed beyond day {params['landmark_day']:g}")
+    colours = {"HSCT before landmark": GROUP_COLOURS["HSCT"], "no HSCT before landmark": GROUP_COLOURS["no HSCT"]}
+    return plot_survival(fits, title=f"OS from the day-{params['landmark_day']:g} landmark", colours=colours,
+                         ylabel="Overall survival probability", xlabel="Months since the landmark",
+                         empty_reason=f"no patient alive and followed beyond day {params['landmark_day']:g}")
+
+
+def landmark_figure(table: pd.DataFrame, params: dict[str, Any], figures_dir: str = ""):
+    """:func:`plot_landmark`, captioned and published."""
+    from ..plots import publish
+
+    day = params["landmark_day"]
+    data, _ = landmark_os(table, day)
+    return publish(plot_landmark(table, params), "transplant_landmark",
+                   f"Landmark analysis: Kaplan–Meier overall survival from day {day:g} among the {len(data)} patients "
+                   f"alive and followed then, by HSCT on or before day {day:g}; numbers at risk under the axis.",
+                   "Two Kaplan–Meier step curves, HSCT before the landmark in vermillion and no HSCT in blue, months "
+                   "since the landmark on the x axis (ticked every 12), overall survival probability on the y axis.",
+                   figures_dir)

@@ -64,14 +64,14 @@ def estimable_columns(data: pd.DataFrame, columns, gram=None, tolerance: float =
     'k is constant in this cohort: dropped from the model, as R does'
     """
     columns = list(columns)
-    centred = data[columns].to_numpy(float)
-    centred = centred - centred.mean(axis=0)
+    values = data[columns].to_numpy(float)
+    centred = values - values.mean(axis=0)
     spread = (centred ** 2).sum(axis=0)
     gram = centred.T @ centred if gram is None else np.asarray(gram, float)
     dropped: dict[str, str] = {}
     kept: list[int] = []
     for j, name in enumerate(columns):
-        if data[name].nunique() < 2:
+        if _constant(values[:, j]):
             dropped[name] = f"{name} is constant in this cohort: {DROPPED}"
             continue
         if not gram[j, j] > tolerance * spread[j]:
@@ -99,6 +99,12 @@ def with_dropped_rows(covariates, dropped: dict[str, str], summary: pd.DataFrame
     for covariate, why in dropped.items():
         out.loc[covariate, "reason"] = why
     return out
+
+
+def _constant(column) -> bool:
+    """Fewer than two distinct non-missing values (``Series.nunique() < 2``)."""
+    present = column[~np.isnan(column)]
+    return present.size == 0 or bool((present == present[0]).all())
 
 
 def _variance_left(gram, kept, j):

@@ -9,15 +9,14 @@ corrections. Results agree with R ``coxph(Surv(start, stop, event) ~ hsct)`` and
 """
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
-from cartlib.stats.cox import (FIT_OPTIONS, degenerate_reason, fit_problem, nan_summary,
-                               summary_frame, efron_terms)
+from cartlib.stats.cox import FIT_OPTIONS, degenerate_reason, fit_problem, nan_summary, summary_frame
+from cartlib.stats.efron import NotConverged, efron_terms, fit_standardised
 
 __all__ = ["to_start_stop", "TimeVaryingCox", "MantelByarResult", "mantel_byar_test",
            "SimonMakuch", "landmark"]
@@ -80,10 +79,10 @@ class TimeVaryingCox:
 
     def fit(self, start_stop: pd.DataFrame, covariates=("hsct",), start_col: str = "start",
             stop_col: str = "stop", event_col: str = "event", id_col: str = "id") -> "TimeVaryingCox":
-        """Fit on rows (start, stop] with the event at ``stop``; returns self."""
-        from lifelines import CoxTimeVaryingFitter
-        from lifelines.exceptions import ConvergenceError
+        """Fit on rows (start, stop] with the event at ``stop``; returns self.
 
+        The iteration is that of lifelines' ``CoxTimeVaryingFitter`` (standardised covariates,
+        damped Newton steps; :func:`cartlib.stats.efron.fit_standardised`)."""
         covariates = list(covariates)
         cols = [id_col, start_col, stop_col, event_col, *covariates]
         data = _columns(start_stop, cols).dropna().reset_index(drop=True)
@@ -94,25 +93,21 @@ class TimeVaryingCox:
         self.converged, self.loglik = False, np.nan
         reason = degenerate_reason(data, covariates, self.n_events)
         if reason is None:
-            with warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always")
-                try:
-                    ctv = CoxTimeVaryingFitter(penalizer=0.0, alpha=self.alpha).fit(
-                        data, event_col=event_col, start_col=start_col, stop_col=stop_col,
-                        id_col=id_col, fit_options=FIT_OPTIONS)
-                except (ConvergenceError, np.linalg.LinAlgError) as err:
-                    reason = f"did not converge ({type(err).__name__})"
-            if reason is None:
-                coef = ctv.params_[covariates].to_numpy()
-                # lifelines labels only the rows of this matrix; its order is that of params_
-                pos = [list(ctv.params_.index).index(c) for c in covariates]
-                var = np.asarray(ctv.variance_matrix_)[np.ix_(pos, pos)]
-                reason = fit_problem(data, covariates, coef, var, caught)
+            try:
+                X = data[covariates].to_numpy(float)
+                coef, var, loglik, converged = fit_standardised(
+                    data[stop_col].to_numpy(float), data[event_col].to_numpy(float), X,
+                    start=data[start_col].to_numpy(float), **FIT_OPTIONS)
+                reason = fit_problem(X, covariates, coef, var, converged)
+            except NotConverged:
+                reason = "did not converge (ConvergenceError)"
+            except np.linalg.LinAlgError:
+                reason = "did not converge (LinAlgError)"
         self.reason = reason
         if reason is not None:
             self.summary = nan_summary(covariates, reason)
             return self
-        self.converged, self.loglik = True, float(ctv.log_likelihood_)
+        self.converged, self.loglik = True, loglik
         self.summary = summary_frame(coef, var, covariates, self.alpha)
         return self
 
@@ -186,8 +181,12 @@ class SimonMakuch:
             start, stop = grp[start_col].to_numpy(float), grp[stop_col].to_numpy(float)
             event = grp[event_col].to_numpy(int)
             times = np.unique(stop)
-            n_risk = np.array([((start < t) & (stop >= t)).sum() for t in times], float)
-            n_event = np.array([((stop == t) & (event == 1)).sum() for t in times], float)
+            # at risk at t (start < t <= stop): rows with stop >= t less those with start >= t,
+            # counted by sorting; a row with start >= stop is an empty interval, never at risk
+            valid = start < stop
+            n_risk = (np.searchsorted(np.sort(start[valid]), times, side="left")
+                      - np.searchsorted(np.sort(stop[valid]), times, side="left")).astype(float)
+            n_event = np.bincount(np.searchsorted(times, stop[event == 1]), minlength=times.size).astype(float)
             self.curves_[int(value)] = pd.DataFrame({
                 "time": times, "n_risk": n_risk, "n_event": n_event,
                 "survival": np.cumprod(1 - n_event / n_risk)})

@@ -97,8 +97,12 @@ def mrd(rng, n, p, cal, s):
     return out
 
 
-def kinetic_parameters(rng, n, p, s):
+def kinetic_parameters(rng, n, p, s, side=None):
     """True Cmax, Tmax, fast fraction, contraction rates and day-0 level per patient.
+
+    ``side``: the stream of the mechanisms added after calibration (early loss of the CAR-T
+    cells: a share ``early_loss_p`` of patients has a persistence rate of at least
+    ``early_loss_beta``); a child of ``rng`` when not given.
 
     >>> k = kinetic_parameters(np.random.default_rng(0), 3, load_parameters(),
     ...                        {"log10_mrd_preld": np.full(3, -3.0), "dose": np.full(3, 3.0)})
@@ -117,15 +121,23 @@ def kinetic_parameters(rng, n, p, s):
                              + k["fast_fraction_logit_sd"] * rng.standard_normal(n))
     out["alpha"] = lognormal(rng, k["alpha_log_median"], k["alpha_log_sd"], n)
     out["beta"] = np.maximum(lognormal(rng, k["beta_log_median"], k["beta_log_sd"], n), k["beta_min"])
+    side = rng.spawn(1)[0] if side is None else side
+    lost = side.uniform(size=n) < k.get("early_loss_p", 0.0)
+    rate = k.get("early_loss_rate", 0.0)      # rejected cells: both phases decline at least this fast
+    out["alpha"] = np.where(lost, np.maximum(out["alpha"], rate), out["alpha"])
+    out["beta"] = np.where(lost, np.maximum(out["beta"], rate), out["beta"])
     out["c0"] = np.minimum(k["c0_per_dose"] * s["dose"], out["cmax_true"] / 2)
     return out
 
 
-def toxicity(rng, n, p, cal, s):
+def toxicity(rng, n, p, cal, s, side=None):
     """CRS and ICANS grades, neutropenia (ANC nadir), infections, HLH, GVHD, drugs, IL-6.
 
+    ``side``: the stream of the mechanisms added after calibration (the IL-6 peak day's pull
+    towards the expansion peak and its extra spread); a child of ``rng`` when not given.
+
     >>> s = {"log10_mrd_preld": np.full(50, -3.0), "dose": np.full(50, 3.7),
-    ...      "cmax_true": np.full(50, 3e4), "prior_hsct": np.zeros(50, bool)}
+    ...      "cmax_true": np.full(50, 3e4), "tmax_true": np.full(50, 10.0), "prior_hsct": np.zeros(50, bool)}
     >>> t = toxicity(np.random.default_rng(0), 50, load_parameters(), {"crs_ge_3_n": 8}, s)
     >>> int((t["crs_grade"] >= 3).sum())
     8
@@ -179,7 +191,14 @@ def toxicity(rng, n, p, cal, s):
     out["il6_elevated"] = decide(il6, cal.get("il6_elevated_n"))
     med = np.asarray(t["il6_peak_log_median_per_grade"])[out["crs_grade"]]
     peak = np.maximum(lognormal(rng, 1.0, t["il6_peak_log_sd"], n) * med, 7.6)
-    day = np.clip(out["crs_onset"] + rng.integers(1, 5, n), 1, 22).astype(float)
+    day = out["crs_onset"] + rng.integers(1, 5, n)
+    # IL-6 peaks with CAR-T expansion: the day moves towards Tmax, with extra spread
+    side = rng.spawn(1)[0] if side is None else side
+    pull, spread = t.get("il6_peak_day_pull_to_tmax", 0.0), t.get("il6_peak_day_extra_sd", 0.0)
+    extra = spread * side.standard_normal(n)
+    if pull or spread:
+        day = np.round(day + pull * (s["tmax_true"] - day) + extra)
+    day = np.clip(day, 1, 22).astype(float)
     up = out["il6_elevated"]
     if "il6_peak" in cal and up.any():
         peak[up] = np.exp(pin_ranks(np.log(peak[up]), {r: np.log(v) for r, v in cal["il6_peak"].items()}))

@@ -1,0 +1,165 @@
+"""Tables and figures of a simulation for the notebook (07_simulation) and the documentation.
+
+Every function takes what :func:`cartlib.simulate.simulate` or :func:`~cartlib.simulate.power_grid`
+returned and formats it; none computes a statistic of its own.
+"""
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import pandas as pd
+
+from .power import FINDINGS
+from .summary import format_number, wilson_interval
+
+# what section (a) shows: the paper's headline numbers that a repeat of the study could move
+DISTRIBUTION_KEYS = ("efficacy.os_5y", "efficacy.lfs_5y", "toxicity.crs_ge_3_rate",
+                     "efficacy.lfs.multi.female.hr", "bca.tlast_r", "pk.cmax_mrdcr_mwu_p")
+# the immortal-time lesson: transplanted vs not, four ways (all in the transplant section)
+LESSON_KEYS = {
+    "transplant.os_logrank_p.all": "naive: ever vs never transplanted, log-rank from day 0",
+    "transplant.tv_cox_os_p": "Cox model with HSCT as a time-varying covariate",
+    "transplant.mantel_byar_os_p": "Mantel-Byar test (HSCT as a time-varying state)",
+    "transplant.landmark_os_logrank_p": "landmark analysis (HSCT by the landmark day)",
+}
+
+
+def _fmt(value, digits: int = 3) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "—"
+    return f"{value:.{digits}f}"
+
+
+def distribution_table(summary: pd.DataFrame, keys: Sequence[str] = DISTRIBUTION_KEYS,
+                       digits: int = 3) -> pd.DataFrame:
+    """Per key: the paper's value, the simulated median and central 95 %, and where the paper's
+    value falls among the replicates (percentile), as text with fixed rounding.
+
+    >>> s = pd.DataFrame({"key": ["a"], "paper": [0.5], "p2_5": [0.1], "p50": [0.4], "p97_5": [0.8],
+    ...                   "paper_percentile": [62.5], "not_estimable": [0.0]})
+    >>> distribution_table(s, ["a"]).iloc[0].tolist()
+    ['a', '0.500', '0.400', '0.100 – 0.800', '62', '0%']
+    """
+    rows = []
+    by_key = summary.set_index("key")
+    for key in keys:
+        if key not in by_key.index:
+            continue
+        r = by_key.loc[key]
+        rows.append({"key": key, "paper": _fmt(r["paper"], digits), "simulated median": _fmt(r["p50"], digits),
+                     "central 95 %": f"{_fmt(r['p2_5'], digits)} – {_fmt(r['p97_5'], digits)}",
+                     "paper percentile": "—" if pd.isna(r["paper_percentile"]) else f"{r['paper_percentile']:.0f}",
+                     "not estimable": f"{r['not_estimable']:.0%}"})
+    return pd.DataFrame(rows, columns=["key", "paper", "simulated median", "central 95 %", "paper percentile",
+                                       "not estimable"])
+
+
+def plot_distributions(values: pd.DataFrame, summary: pd.DataFrame, keys: Sequence[str] = DISTRIBUTION_KEYS,
+                       ncols: int = 3):
+    """A histogram per key of its values over the replicates, the paper's value as a red line
+    and the central 95 % shaded. Returns the figure."""
+    import matplotlib.pyplot as plt
+
+    keys = [k for k in keys if k in values.columns]
+    nrows = max(1, math.ceil(len(keys) / ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4.0 * ncols, 2.8 * nrows), squeeze=False)
+    by_key = summary.set_index("key")
+    for ax, key in zip(axes.flat, keys):
+        data = values[key].dropna()
+        ax.hist(data, bins=min(30, max(5, len(data) // 3)), color="#8da0cb", edgecolor="white")
+        row = by_key.loc[key]
+        if not pd.isna(row["p2_5"]):
+            ax.axvspan(row["p2_5"], row["p97_5"], color="grey", alpha=0.12, lw=0)
+        if not pd.isna(row["paper"]):
+            ax.axvline(row["paper"], color="#d62728", lw=2, label="paper")
+        ax.set_title(key, fontsize="small")
+    for ax in list(axes.flat)[len(keys):]:
+        ax.set_visible(False)
+    axes.flat[0].legend(fontsize="small")
+    fig.tight_layout()
+    return fig
+
+
+def outside_table(check: pd.DataFrame, feasible_only: bool = True) -> pd.DataFrame:
+    """The paper figures outside the simulated central 95 % (headline figures first), as text.
+
+    >>> c = pd.DataFrame({"key": ["a", "b"], "paper": [5.0, 1.0], "p2_5": [1.0, 0.0], "p50": [2.0, 1.0],
+    ...                   "p97_5": [3.0, 2.0], "paper_percentile": [100.0, 50.0], "outside": [True, False],
+    ...                   "headline": [False, False], "feasible": [True, True], "where": ["T1", "T2"]})
+    >>> outside_table(c)["key"].tolist()
+    ['a']
+    """
+    rows = check[check["outside"] & (check["feasible"] | (not feasible_only))]
+    rows = rows.sort_values(["headline", "key"], ascending=[False, True], kind="stable")
+    return pd.DataFrame({
+        "key": rows["key"], "headline": rows["headline"].map({True: "yes", False: ""}),
+        "paper": rows["paper"].map(format_number),
+        "simulated 2.5 – 97.5 %": [f"{format_number(a)} – {format_number(b)}"
+                                   for a, b in zip(rows["p2_5"], rows["p97_5"])],
+        "paper percentile": rows["paper_percentile"].map(lambda v: f"{v:.1f}"),
+        "where": rows["where"]}).reset_index(drop=True)
+
+
+def lesson_table(summary: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
+    """Type-I error of each way of comparing transplanted and non-transplanted patients, from a
+    simulation where HSCT has no effect (the bundled ``hsct_no_effect`` scenario).
+
+    >>> s = pd.DataFrame({"key": ["transplant.tv_cox_os_p"], "power": [0.05], "power_lo": [0.02],
+    ...                   "power_hi": [0.1], "not_estimable": [0.0]})
+    >>> lesson_table(s)["type-I error"].tolist()
+    ['0.050']
+    """
+    rows = []
+    by_key = summary.set_index("key")
+    for key, label in LESSON_KEYS.items():
+        if key not in by_key.index:
+            continue
+        r = by_key.loc[key]
+        rows.append({"method": label, "key": key, "type-I error": _fmt(r["power"]),
+                     "95 % CI": f"{_fmt(r['power_lo'])} – {_fmt(r['power_hi'])}",
+                     "not estimable": f"{r['not_estimable']:.0%}"})
+    return pd.DataFrame(rows, columns=["method", "key", "type-I error", "95 % CI", "not estimable"])
+
+
+def power_text_table(power: pd.DataFrame) -> pd.DataFrame:
+    """Power per finding (rows) and study size (columns) of one scenario, as fixed text.
+
+    >>> p = pd.DataFrame({"scenario": "s", "n": [50, 100], "finding": "bca_on_lfs", "power": [0.25, 0.5]})
+    >>> power_text_table(p).loc["bca_on_lfs"].tolist()
+    ['0.25', '0.50']
+    """
+    table = power.pivot_table(index="finding", columns="n", values="power", aggfunc="first")
+    return table.map(lambda v: _fmt(v, 2)).reindex([f for f in FINDINGS if f in table.index])
+
+
+def sample_size_sentences(sample_size: pd.DataFrame, replicates: int) -> list[str]:
+    """The n for 80 % power per finding, in plain words for a trial designer.
+
+    >>> s = pd.DataFrame({"scenario": ["default"], "finding": ["x"], "n_for_80": [120.0],
+    ...                   "n_for_80_text": ["120"], "what": ["female sex on LFS"]})
+    >>> sample_size_sentences(s, 40)[0]
+    '[default] female sex on LFS: 80 % power needs about 120 patients (power read off 40 studies per size).'
+    """
+    lines = []
+    for row in sample_size.itertuples(index=False):
+        text = row.n_for_80_text
+        if text.startswith(">"):
+            verdict = f"is not reached by {text[2:]} patients: plan a larger study, or a stronger design"
+        elif text.startswith("<="):
+            verdict = f"is reached already with {text[3:]} patients"
+        else:
+            verdict = f"needs about {text} patients"
+        lines.append(f"[{row.scenario}] {row.what}: 80 % power {verdict} "
+                     f"(power read off {replicates} studies per size).")
+    return lines
+
+
+def monte_carlo_half_width(replicates: int, power: float = 0.5) -> float:
+    """Half-width of the Wilson 95 % interval of a power estimated from ``replicates`` studies.
+
+    >>> round(monte_carlo_half_width(1000), 3)
+    0.031
+    """
+    lo, hi = wilson_interval(round(power * replicates), replicates)
+    return (hi - lo) / 2
