@@ -37,26 +37,25 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_BAD_INPUT, f"{self.prog}: {message} (see {self.prog} --help)\n")
 
 
-def _count(text: str) -> int:
-    """A whole number above 0 (patients, workers)."""
+def _whole_number(text: str, low: int, high: int | None, wording: str) -> int:
+    """``text`` as an int from ``low`` to ``high`` (None: no upper bound), else argparse's error."""
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a whole number above 0, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a whole number above 0, got {text!r}")
+        value = None
+    if value is None or value < low or (high is not None and value > high):
+        raise argparse.ArgumentTypeError(f"must be {wording}, got {text!r}")
     return value
+
+
+def _count(text: str) -> int:
+    """A whole number above 0 (patients, workers)."""
+    return _whole_number(text, 1, None, "a whole number above 0")
 
 
 def _seed(text: str) -> int:
     """A seed of numpy's generator: a whole number from 0 to 2**32 - 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if not 0 <= value <= MAX_SEED:
-        raise argparse.ArgumentTypeError(f"must be a whole number from 0 to {MAX_SEED}, got {text!r}")
-    return value
+    return _whole_number(text, 0, MAX_SEED, f"a whole number from 0 to {MAX_SEED}")
 
 
 def _positive_number(text: str) -> float:
