@@ -122,7 +122,7 @@ def il6_association(analysis: pd.DataFrame, uln: float = 7.0,
         a, b = int((e & o).sum()), int((e & ~o).sum())
         c, d = int((~e & o).sum()), int((~e & ~o).sum())
         estimate, lo, hi, reason = _odds_ratio(a, b, c, d)
-        p = fisher_exact([[a, b], [c, d]]).p_value
+        p = fisher_exact([[a, b], [c, d]], estimate=False).p_value   # the sample OR above, not the conditional MLE
         records[outcome] = {"n": a + b + c + d, "a": a, "b": b, "c": c, "d": d,
                             "or": estimate, "or_lo": lo, "or_hi": hi,
                             "p": np.nan if p is None else float(p), "reason": reason}

@@ -109,9 +109,12 @@ def derive_lfs(cohort) -> pd.DataFrame:
     >>> derive_lfs(cohort).loc["P002"].tolist()
     [150, 1]
     """
-    first = pd.concat([derive_relapse(cohort)["relapse_day"], derive_death(cohort)["death_day"]],
-                      axis=1).min(axis=1, skipna=True)
-    return _time_to(first, _last_contact(cohort), "lfs")
+    return _lfs(derive_relapse(cohort)["relapse_day"], derive_death(cohort)["death_day"], _last_contact(cohort))
+
+
+def _lfs(relapse_day: pd.Series, death_day: pd.Series, last: pd.Series) -> pd.DataFrame:
+    first = pd.concat([relapse_day, death_day], axis=1).min(axis=1, skipna=True)
+    return _time_to(first, last, "lfs")
 
 
 def derive_competing_relapse(cohort) -> pd.DataFrame:
@@ -126,10 +129,13 @@ def derive_competing_relapse(cohort) -> pd.DataFrame:
     P001          900           0
     P002          150           1
     """
-    relapse = derive_relapse(cohort)["relapse_day"]
-    death = derive_death(cohort)["death_day"]
+    return _competing(derive_relapse(cohort)["relapse_day"], derive_death(cohort)["death_day"],
+                      _last_contact(cohort))
+
+
+def _competing(relapse: pd.Series, death: pd.Series, last: pd.Series) -> pd.DataFrame:
     status = np.select([relapse.notna(), death.notna()], [1, 2], 0)
-    days = relapse.fillna(death).fillna(_last_contact(cohort))
+    days = relapse.fillna(death).fillna(last)
     return pd.DataFrame({"crr_days": days.astype(np.int64), "crr_status": status.astype(np.int64)},
                         index=relapse.index)
 
@@ -279,11 +285,13 @@ def derive_covariates(cohort) -> pd.DataFrame:
     P002          0         0           0               0
     """
     s = cohort.subjects.set_index("USUBJID").rename_axis("USUBJID")
-    ids = s.index
+    grades = {t: derive_max_grade(cohort.adverse_events, t, ids=s.index) for t in ("CRS", "ICANS", "NEUTROPENIA")}
+    return _covariates(s, grades, derive_hsct(cohort))
 
-    def grade(term):
-        return derive_max_grade(cohort.adverse_events, term, ids=ids)
 
+def _covariates(s: pd.DataFrame, grades: dict[str, pd.Series], hsct_day: pd.Series) -> pd.DataFrame:
+    """:func:`derive_covariates` from the subjects (indexed by USUBJID), the max grades by term
+    and the HSCT day, for a caller that has derived those already."""
     preld_hi = s["MRD_PRELD"] >= 1e-3
     flags = {
         "female": s["SEX"] == "F",
@@ -296,13 +304,13 @@ def derive_covariates(cohort) -> pd.DataFrame:
         "preld_mrd_ge_1e-3": preld_hi,
         "preld_mrd_lt_1e-3": ~preld_hi,
         "postld_mrd_lt_1e-3": s["MRD_POSTLD"] < 1e-3,
-        "crs_ge_3": grade("CRS") >= 3,
-        "icans": grade("ICANS") >= 1,
-        "neutropenia_g4": grade("NEUTROPENIA") >= 4,
-        "hsct_after": derive_hsct(cohort).notna(),
+        "crs_ge_3": grades["CRS"] >= 3,
+        "icans": grades["ICANS"] >= 1,
+        "neutropenia_g4": grades["NEUTROPENIA"] >= 4,
+        "hsct_after": hsct_day.notna(),
         "dose_lt_median": s["DOSE"] < s["DOSE"].median(),
     }
-    return pd.DataFrame({k: v.astype(np.int64) for k, v in flags.items()}, index=ids)
+    return pd.DataFrame({k: v.astype(np.int64) for k, v in flags.items()}, index=s.index)
 
 
 def derive_analysis_table(cohort) -> pd.DataFrame:
@@ -327,10 +335,15 @@ def derive_analysis_table(cohort) -> pd.DataFrame:
     """
     s = cohort.subjects.set_index("USUBJID").rename_axis("USUBJID")
     ids = s.index
-    grades = [derive_max_grade(cohort.adverse_events, t, ids=ids) for t in AE_TERMS]
+    # each event table and grade derived once and shared (the public derive_* functions each
+    # derive what they need from the cohort again)
+    grades = {t: derive_max_grade(cohort.adverse_events, t, ids=ids) for t in AE_TERMS}
     drugs = [derive_medication_use(cohort.medications, d, ids=ids) for d in ("TOCILIZUMAB", "CORTICOSTEROID")]
-    parts = [s, derive_os(cohort), derive_lfs(cohort), derive_competing_relapse(cohort),
-             derive_relapse(cohort), derive_death(cohort), derive_hsct(cohort), derive_response(cohort),
-             *grades, *drugs, derive_bca(cohort.labs, ids=ids), derive_il6_peak(cohort.labs, ids=ids),
-             derive_covariates(cohort)]
+    relapse, death, hsct = derive_relapse(cohort), derive_death(cohort), derive_hsct(cohort)
+    last = _last_contact(cohort)
+    parts = [s, _time_to(death["death_day"], last, "os"), _lfs(relapse["relapse_day"], death["death_day"], last),
+             _competing(relapse["relapse_day"], death["death_day"], last),
+             relapse, death, hsct, derive_response(cohort),
+             *grades.values(), *drugs, derive_bca(cohort.labs, ids=ids), derive_il6_peak(cohort.labs, ids=ids),
+             _covariates(s, grades, hsct)]
     return pd.concat(parts, axis=1)

@@ -20,6 +20,7 @@ The page is safe to open whatever the input was called:
 """
 from __future__ import annotations
 
+import functools
 import html
 import json
 import re
@@ -92,9 +93,10 @@ details.cartlib-collapsed > summary, .cartlib-appendix summary { cursor: pointer
 """
 
 
-def headline_html(results: dict[str, Any], with_paper: bool) -> str:
+def headline_html(results: dict[str, Any], with_paper: bool, figures: list[dict[str, Any]] | None = None) -> str:
     """The cohort in one line and the table of headline findings (this run; the paper and the
-    status when ``with_paper``), as HTML with every value escaped.
+    status when ``with_paper``), as HTML with every value escaped. ``figures``: the paper's
+    figures, if already loaded (default: read from ``paper.yaml``).
 
     >>> page = headline_html({"cohort.n": 50, "efficacy.cr_rate": 0.98}, with_paper=True)
     >>> "50 patients" in page and "98.0%" in page and "✓ matched" in page
@@ -102,7 +104,7 @@ def headline_html(results: dict[str, Any], with_paper: bool) -> str:
     """
     from .headline import STATUS_MARKS, cohort_line, headline_table
 
-    table = headline_table(results, with_paper=with_paper)
+    table = headline_table(results, with_paper=with_paper, figures=figures)
     head = "<th>Finding</th><th>This run (95% CI)</th>" + ("<th>Paper</th><th>Status</th>" if with_paper else "")
     rows = []
     for _, row in table.iterrows():
@@ -125,7 +127,8 @@ def headline_html(results: dict[str, Any], with_paper: bool) -> str:
             f"</thead><tbody>{''.join(rows)}</tbody></table></div>{legend}")
 
 
-def header_html(manifest: dict[str, Any], toc: list[tuple[str, str]], results: dict[str, Any] | None = None) -> str:
+def header_html(manifest: dict[str, Any], toc: list[tuple[str, str]], results: dict[str, Any] | None = None,
+                figures: list[dict[str, Any]] | None = None) -> str:
     """The page's opening: the cohort in one line and the headline findings (when ``results``
     are given; the paper's values only beside the bundled cohort), the contents, then the
     data, fingerprint, version and parameters of the run.
@@ -142,7 +145,7 @@ def header_html(manifest: dict[str, Any], toc: list[tuple[str, str]], results: d
     failed = manifest.get("failures") or []
     status = (f"<p><b>Incomplete run:</b> {len(failed)} notebook{'s' if len(failed) != 1 else ''} failed; "
               "their sections show the error.</p>" if failed else "")
-    headline = (headline_html(results, with_paper=is_bundled_cohort(manifest.get("data_fingerprint")))
+    headline = (headline_html(results, is_bundled_cohort(manifest.get("data_fingerprint")), figures)
                 if results else "")
     return (
         f"<style>{REPORT_CSS}</style>"
@@ -159,20 +162,22 @@ APPENDIX_ANCHOR = "appendix-keys"
 APPENDIX_TITLE = "Appendix: every results key"
 
 
-def appendix_html(results: dict[str, Any]) -> str:
+def appendix_html(results: dict[str, Any], figures: list[dict[str, Any]] | None = None) -> str:
     """Every results.json key by section, folded: the key, its label, this run's value and the
-    paper's where it has one (results.json stays the machine interface).
+    paper's where it has one (results.json stays the machine interface). ``figures``: the
+    paper's figures, if already loaded (default: read from ``paper.yaml`` once).
 
     >>> page = appendix_html({"cohort.n": 50, "bca.n": 48})
     >>> page.count("<details") == 2 and "patients, n" in page
     True
     """
-    from .scorecard import key_table
+    from .scorecard import key_table, load_paper_figures
 
+    figures = load_paper_figures() if figures is None else figures
     blocks = []
     for section in dict.fromkeys(k.split(".")[0] for k in results):
         values = {k: v for k, v in results.items() if k.split(".")[0] == section}
-        table = key_table(values, labels=True).to_html(escape=True, border=0)
+        table = key_table(values, figures, labels=True).to_html(escape=True, border=0)
         blocks.append(f"<details><summary>{_text(section)} ({len(values)} keys)</summary>{table}</details>")
     return (f'<div class="cartlib-appendix"><h1 id="{APPENDIX_ANCHOR}">{_text(APPENDIX_TITLE)}</h1>'
             "<p>The numbers of <code>results.json</code>, rounded to four significant digits (the file keeps ten), "
@@ -242,7 +247,12 @@ def combine_notebooks(paths: list[Path], manifest: dict[str, Any], failures: Seq
     first = next(iter(notebooks.values()), None)
     combined.metadata = first.metadata if first is not None else {}
     contents = toc + ([(APPENDIX_ANCHOR, APPENDIX_TITLE)] if results else [])
-    combined.cells.append(html_cell(header_html(manifest, contents, results)))
+    figures = None
+    if results:  # read once for the headline findings and the appendix
+        from .scorecard import load_paper_figures
+
+        figures = load_paper_figures()
+    combined.cells.append(html_cell(header_html(manifest, contents, results, figures)))
     for (anchor, title), name in zip(toc, order):
         combined.cells.append(html_cell(f'<a id="{_text(anchor)}"></a>'))
         if name in failed:
@@ -254,7 +264,7 @@ def combine_notebooks(paths: list[Path], manifest: dict[str, Any], failures: Seq
                 continue  # shown once, in the header
             combined.cells.append(cell)
     if results:
-        combined.cells.append(html_cell(appendix_html(results)))
+        combined.cells.append(html_cell(appendix_html(results, figures)))
     return combined
 
 
@@ -276,6 +286,26 @@ def make_self_contained(page: str) -> str:
     return page if n else meta + page
 
 
+PAGE_NAME = "CAR-T outcome study report"
+
+
+@functools.lru_cache(maxsize=2)
+def html_exporter(with_code: bool = False):
+    """The nbconvert exporter of the page (the JupyterLab look; code cells only ``with_code``),
+    made once per process: it compiles its templates on first use and keeps them."""
+    from nbconvert import HTMLExporter
+
+    return HTMLExporter(template_name="lab", exclude_input=not with_code,
+                        exclude_input_prompt=True, exclude_output_prompt=True)
+
+
+def prepare_report(with_code: bool = False) -> None:
+    """Import nbconvert and compile the page's templates now, so that :func:`build_report` later
+    only renders (``cartlib run`` calls this while its last notebook runs)."""
+    html_exporter(with_code).from_notebook_node(nbformat.v4.new_notebook(),
+                                                resources={"metadata": {"name": PAGE_NAME}})
+
+
 def build_report(notebook_folder: Path, target: Path, manifest: dict[str, Any], with_code: bool = False,
                  failures: Sequence[dict[str, Any]] = (), notebooks: Sequence[str] | None = None,
                  results: dict[str, Any] | None = None) -> Path:
@@ -286,14 +316,10 @@ def build_report(notebook_folder: Path, target: Path, manifest: dict[str, Any], 
     order (default: the files' names, sorted). ``results`` (default: the ``results.json``
     beside ``target``, if there is one) gives the headline findings and the appendix.
     """
-    from nbconvert import HTMLExporter
-
     if results is None and Path(target).with_name("results.json").is_file():
         results = json.loads(Path(target).with_name("results.json").read_text(encoding="utf-8"))
     paths = sorted(Path(notebook_folder).glob("*.ipynb"))
     combined = combine_notebooks(paths, manifest, failures, notebooks, results)
-    exporter = HTMLExporter(template_name="lab", exclude_input=not with_code,
-                            exclude_input_prompt=True, exclude_output_prompt=True)
-    body, _ = exporter.from_notebook_node(combined, resources={"metadata": {"name": "CAR-T outcome study report"}})
+    body, _ = html_exporter(with_code).from_notebook_node(combined, resources={"metadata": {"name": PAGE_NAME}})
     Path(target).write_text(make_self_contained(body), encoding="utf-8")
     return Path(target)

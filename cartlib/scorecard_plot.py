@@ -45,11 +45,13 @@ def plot_scorecard(results: dict[str, Any], figures: Iterable[dict[str, Any]] | 
     import matplotlib.pyplot as plt
     from matplotlib.lines import Line2D
 
+    from .plots.style import FIGURE_WIDTH_IN
+
     figures = list(load_paper_figures() if figures is None else figures)
     order = list(FIGURE_GROUPS)
     figures.sort(key=lambda f: order.index(figure_group(f["key"])) if figure_group(f["key"]) in order else len(order))
     if ax is None:
-        _, ax = plt.subplots(figsize=(10, 4.2))
+        _, ax = plt.subplots(figsize=(FIGURE_WIDTH_IN, 3.4), layout="constrained")
     lo_lim, hi_lim = RATIO_LIMITS
     sizes = {g: sum(figure_group(f["key"]) == g for f in figures) for g in {figure_group(f["key"]) for f in figures}}
     x, gap, centres, last = 0.0, 6, [], None
@@ -87,7 +89,7 @@ def plot_scorecard(results: dict[str, Any], figures: Iterable[dict[str, Any]] | 
     ax.minorticks_off()
     ax.axhline(1.0, color="#555555", lw=0.8, zorder=0)
     ax.set_xticks([(a + b) / 2 for _, a, b in centres])
-    ax.set_xticklabels([f"{FIGURE_GROUPS.get(name, name)}\n({sizes[name]})" for name, _, _ in centres], fontsize=9)
+    ax.set_xticklabels([f"{FIGURE_GROUPS.get(name, name)}\n({sizes[name]})" for name, _, _ in centres])
     ax.set_xlim(-gap / 2, centres[-1][2] + gap / 2)
     ax.set_ylabel("this run / paper (log scale)")
     handles = [Line2D([], [], marker="o", ls="", color=STATUS_COLOURS[s], mfc="white" if s == "infeasible" else None,

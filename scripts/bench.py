@@ -4,7 +4,10 @@
   whole process tree (main process, workers, kernels), sampled every 0.2 s;
 * ``cartlib validate`` of 100,000 synthetic patients: wall time and peak memory;
 * ``cartlib run`` of the bundled cohort against the bare cost of starting the same kernels
-  with the same imports (the floor any run pays), as a ratio;
+  with the same imports (the floor any run pays), as a ratio: one notebook per workbook
+  notebook holding only the import statements that open its set-up cell, executed by the
+  runner's own scheduler (the sections in parallel; the scorecard's kernel started, and its
+  imports run, during their tail, its cell after them);
 * one replicate of a 50-patient study analysed at engine level: ``compute_results`` (no
   notebooks, no plots) on 20 fresh synthetic cohorts (``generate_cohort(50, seed)``, seeds
   1..20) in a warm process: the median process CPU time, judged against the target because it
@@ -39,7 +42,8 @@ from pathlib import Path
 
 import nbformat
 
-from cartlib.runner import NOTEBOOKS, SECTIONS, _Job, execute_notebooks
+from cartlib.notebook_pool import NotebookJob, execute_notebooks, leading_imports
+from cartlib.runner import NOTEBOOKS, SCORECARD, notebook_dir
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / ".bench"
@@ -49,16 +53,6 @@ TARGETS = {"n20000_run_s": 180, "n20000_peak_gb": 4.0, "validate_n100000_s": 15,
 UNITS = {"n20000_run_s": "s", "n20000_peak_gb": "GB", "validate_n100000_s": "s", "default_over_bare": "x",
          "engine_n50_median_cpu_s": "s"}
 ROW_KEYS = {"name", "value", "unit", "target", "met"}
-SETUP_IMPORTS = """
-import numpy as np
-import pandas as pd
-from IPython.display import display
-from cartlib import analysis, plots, tables
-from cartlib.params import resolve
-from cartlib.results import Recorder
-from cartlib.scorecard import key_table
-from cartlib.sections import compute_results
-"""
 
 
 def _tree_rss_psutil(pid: int) -> int:
@@ -128,20 +122,23 @@ def measured(cmd: list[str]) -> tuple[float, int]:
 
 
 def bare_kernels(workers: int) -> float:
-    """Execute one import-only notebook per workbook notebook, as the runner schedules them."""
+    """Seconds to execute, for each workbook notebook, a notebook of only the imports that open its
+    set-up cell, scheduled as ``cartlib run`` schedules the real ones."""
     with tempfile.TemporaryDirectory() as tmp:
         jobs = []
         for name in NOTEBOOKS:
+            imports = leading_imports(notebook_dir() / f"{name}.ipynb")
             nb = nbformat.v4.new_notebook()
-            nb.cells = [nbformat.v4.new_code_cell(SETUP_IMPORTS)]
+            nb.cells = [nbformat.v4.new_code_cell(imports)]
             nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
             path = Path(tmp) / f"{name}.ipynb"
             nbformat.write(nb, path)
-            jobs.append(_Job(name, str(path), str(path), None, tmp, str(Path(tmp) / f"{name}.log")))
+            job = NotebookJob(name, str(path), str(path), None, tmp, str(Path(tmp) / f"{name}.log"))
+            if name == SCORECARD:  # as the runner does: warmed up during the sections' tail, run after them
+                job.warm_up, job.gated = imports, True
+            jobs.append(job)
         start = time.perf_counter()
-        # the runner runs the sections in parallel, then the scorecard alone: do the same
-        execute_notebooks([j for j in jobs if j.name in SECTIONS], workers, progress=False)
-        execute_notebooks([j for j in jobs if j.name not in SECTIONS], 1, progress=False)
+        execute_notebooks(jobs, workers, progress=False)
         return time.perf_counter() - start
 
 

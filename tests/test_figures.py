@@ -9,6 +9,7 @@ and look at every changed PNG before committing it (docs/FIGURES.md).
 """
 import itertools
 import os
+import re
 from pathlib import Path
 
 import matplotlib
@@ -100,7 +101,7 @@ def test_image_comparison_fails_on_a_changed_figure(bundled, tmp_path):
     """The comparison is not vacuous: moving one curve's colour exceeds the tolerance."""
     fig = bundled["bca_loss"]
     line = next(l for l in fig.axes[0].lines if str(l.get_gid()).startswith("curve:"))
-    old = line.get_color()
+    old, old_width = line.get_color(), line.get_linewidth()
     try:
         line.set_color(plots.OKABE_ITO["vermillion"])
         line.set_linewidth(4)
@@ -108,7 +109,7 @@ def test_image_comparison_fails_on_a_changed_figure(bundled, tmp_path):
         actual.write_bytes(plots.style.png_bytes(fig))
     finally:
         line.set_color(old)
-        line.set_linewidth(1.8)
+        line.set_linewidth(old_width)
     assert compare_images(str(BASELINES / "bca_loss.png"), str(actual), tol=TOLERANCE) is not None
 
 
@@ -198,3 +199,111 @@ def test_month_axes_are_ticked_every_12(bundled):
         for ax in bundled[name].axes:
             ticks = np.diff(ax.get_xticks())
             assert len(ticks) and set(ticks) == {12}, (name, ax.get_xticks())
+
+
+# -- the page of a journal -------------------------------------------------------------------------
+
+def smallest_font_pt(svg: str) -> float | None:
+    """The smallest text of a saved SVG, in points: matplotlib writes each text's glyphs as paths
+    scaled by ``font size / 100`` (``scale(s -s)``), so the file tells the size it prints at."""
+    scales = re.findall(r"scale\(([0-9.]+) -[0-9.]+\)", svg)
+    return min((100 * float(s) for s in scales), default=None)
+
+
+def test_every_figure_of_a_run_fits_a_journal_page_with_legible_text(e2e_run):
+    """Every figure of the default run, as saved, is at most a journal's full width (180 mm) and
+    usable page height (240 mm), its PNG at 300 dpi, and no text in it is smaller than 6.5 pt."""
+    from PIL import Image
+
+    from cartlib.plots.curves import AT_RISK_FONTSIZE
+    from cartlib.plots.style import FULL_WIDTH_IN, MAX_HEIGHT_IN, MIN_FONT_PT, PNG_DPI
+
+    pngs = sorted((e2e_run / "figures").glob("*.png"))
+    assert len(pngs) >= 20, [p.name for p in pngs]
+    sizes, fonts = {}, {}
+    for png in pngs:
+        with Image.open(png) as image:
+            sizes[png.stem] = tuple(round(px / PNG_DPI, 2) for px in image.size)
+        fonts[png.stem] = smallest_font_pt(png.with_suffix(".svg").read_text(encoding="utf-8"))
+    assert fonts["efficacy_os_lfs"] == pytest.approx(AT_RISK_FONTSIZE), "the SVG reading finds the numbers at risk"
+    tolerance = 0.01   # a pixel's rounding
+    assert {k: v for k, v in sizes.items() if v[0] > FULL_WIDTH_IN + tolerance or v[1] > MAX_HEIGHT_IN + tolerance} == {}
+    assert {k: v for k, v in fonts.items() if v is None or v < MIN_FONT_PT} == {}
+
+
+# -- export cost and the kinetic-model fits --------------------------------------------------------
+
+def test_publish_lays_out_once_and_draws_each_file_once(monkeypatch, tmp_path):
+    """SVG and 300-dpi PNG are one drawing each, the screen PNG is the 300-dpi image shrunk:
+    ``savefig(bbox_inches="tight")`` per file drew a figure six times."""
+    from PIL import Image
+
+    draws = []
+    original = matplotlib.figure.Figure.draw
+    monkeypatch.setattr(matplotlib.figure.Figure, "draw", lambda fig, renderer: draws.append(1) or original(fig, renderer))
+    fig, ax = plt.subplots(figsize=(4, 3), layout="constrained")
+    ax.plot([0, 12, 24], [1.0, 0.8, 0.7])
+    ax.set_xlabel("months")
+    shown = plots.publish(fig, "demo", "Demo.", "A line.", tmp_path)
+    assert len(draws) == 2
+    png, screen = Image.open(tmp_path / "demo.png"), Image.open(__import__("io").BytesIO(shown.png))
+    assert screen.size == (-(-png.size[0] // 3), -(-png.size[1] // 3))
+    assert fig.get_layout_engine() is not None, "the layout engine is switched back on"
+
+
+def test_forest_layout_settles_in_one_pass():
+    """The text columns sit at a fixed distance from the axes, so laying out again moves nothing
+    (placed at fractions of the axes width, each pass narrowed the axes until they collapsed)."""
+    ax = plots.plot_forest(efficacy_summary(), title="LFS")
+    engine = ax.figure.get_layout_engine()
+    engine.execute(ax.figure)
+    first = ax.get_position().bounds
+    engine.execute(ax.figure)
+    assert np.allclose(ax.get_position().bounds, first, atol=1e-3)
+    assert ax.get_position().width > 0.3
+    plt.close(ax.figure)
+
+
+def efficacy_summary():
+    import pandas as pd
+
+    return pd.DataFrame({"hr": [0.965, 0.232, 0.599], "hr_lo": [0.940, 0.064, 0.071], "hr_hi": [0.992, 0.843, 5.068],
+                         "p": [0.010, 0.026, 0.638]}, index=["bca_duration_days", "female", "d28_mrd_neg"])
+
+
+@pytest.fixture(scope="module")
+def kinetic_fit():
+    from cartlib.pk.model import KineticModelFitter
+
+    return KineticModelFitter().fit(generate_cohort(14, seed=2)["pk"], lloq=100)
+
+
+def test_representative_patients_run_from_the_best_fit_to_the_worst(kinetic_fit):
+    from cartlib.pk.model_plots import fit_quality, representative_patients
+
+    quality = fit_quality(kinetic_fit)
+    chosen = representative_patients(kinetic_fit, 5)
+    ranked = sorted(quality.index, key=lambda u: (np.isnan(quality[u]), np.nan_to_num(quality[u]), u))
+    assert chosen == [ranked[i] for i in (0, 3, 6, 10, 13)], "evenly spaced ranks, first and last included"
+    assert representative_patients(kinetic_fit, 50) == ranked
+
+
+def test_the_fit_grid_is_one_axes_with_each_curve_in_its_panel_and_no_text_overlap(kinetic_fit):
+    from cartlib.pk.model import FITTED
+    from cartlib.pk.model_plots import CURVE_STATUSES, plot_fit_overview
+
+    assert set(CURVE_STATUSES) == set(FITTED)
+    fig = plot_fit_overview(kinetic_fit, k=14)
+    try:
+        overlay, grid = fig.axes
+        curves = [l for l in grid.lines if str(l.get_gid()).startswith("fit:")]
+        assert len(curves) == len(kinetic_fit.ids_)
+        fig.canvas.draw()
+        panels = [c.get_clip_box() for c in curves]
+        assert all(grid.bbox.x0 - 1 <= b.x0 and b.x1 <= grid.bbox.x1 + 1 for b in panels)
+        assert not [(a, b) for a, b in itertools.combinations(panels, 2) if a.overlaps(b.expanded(0.99, 0.99))]
+        texts = _boxes(grid.texts, fig.canvas.get_renderer())
+        assert len(texts) > len(curves) and _overlaps(texts) == []
+        assert "(not identifiable)" in " ".join(t.get_text() for t in grid.texts)
+    finally:
+        plt.close(fig)

@@ -39,11 +39,11 @@ def assert_points(found, expected):
     np.testing.assert_allclose(found, np.array(expected, float), rtol=1e-12)
 
 
-def test_set_style_gives_900px_wide_figures():
+def test_set_style_gives_journal_width_figures():
     with matplotlib.rc_context():  # leave the session's style as it was
         plots.set_style()
         w = matplotlib.rcParams["figure.figsize"][0] * matplotlib.rcParams["savefig.dpi"]
-        assert w == 900
+        assert w == 700   # a journal's full page width, 7 in, at 100 dpi
         assert matplotlib.rcParams["svg.hashsalt"] == "cartlib"
         colours = matplotlib.rcParams["axes.prop_cycle"].by_key()["color"]
         assert matplotlib.colors.to_hex(colours[1]).upper() == "#E69F00"  # Okabe–Ito orange

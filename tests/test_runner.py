@@ -91,3 +91,36 @@ def test_sections_start_longest_first_by_the_previous_report(tmp_path):
     assert sorted(order) == sorted(SECTIONS)
     (tmp_path / "manifest.json").write_text("not json")
     assert previous_timings(tmp_path) == {}
+
+
+def test_a_gated_notebook_warms_up_silently_and_runs_its_cells_after_the_gate(tmp_path):
+    import nbformat
+
+    from cartlib.notebook_pool import NotebookJob, run_notebooks
+    from fake_notebooks import write_notebook
+
+    opened = tmp_path / "opened.txt"
+    write_notebook(tmp_path / "slow.ipynb", "import time\ntime.sleep(2)", "Slow")
+    write_notebook(tmp_path / "gated.ipynb", f"print(warmed, open({str(opened)!r}).read())", "Gated")
+    jobs = [NotebookJob("slow", str(tmp_path / "slow.ipynb"), str(tmp_path / "slow.out.ipynb"), None, str(tmp_path)),
+            NotebookJob("gated", str(tmp_path / "gated.ipynb"), str(tmp_path / "gated.out.ipynb"), None,
+                        str(tmp_path), warm_up="warmed = 'warm'\nprint('warm-up output')", gated=True)]
+    timings, failures = run_notebooks(jobs, workers=2, progress=False,
+                                      open_gate=lambda: opened.write_text("after the gate"))
+    assert failures == [] and set(timings) == {"slow", "gated"}
+    cells = [c for c in nbformat.read(tmp_path / "gated.out.ipynb", as_version=4).cells if c.cell_type == "code"]
+    assert [o.get("text") for o in cells[-1].outputs] == ["warm after the gate\n"], "warm-up first, cell after the gate"
+    assert [c.execution_count for c in cells] == [1, 2], "the warm-up adds no execution count and no output"
+
+
+def test_the_iri_grammar_is_compiled_only_when_a_format_check_needs_it():
+    import subprocess
+    import sys
+
+    code = ("import sys, cartlib.notebook_pool, nbformat, jsonschema\n"
+            "print('rfc3987_syntax.syntax_helpers' in sys.modules)\n"
+            "checker = jsonschema.Draft7Validator.FORMAT_CHECKER\n"
+            "v = jsonschema.Draft7Validator({'format': 'iri'}, format_checker=checker)\n"
+            "print(v.is_valid('http://a b'), v.is_valid('http://example.org/ä'))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["False", "False", "True"], out

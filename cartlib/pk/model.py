@@ -74,6 +74,15 @@ def profile_arrays(pk: pd.DataFrame, lloq: float, end_day=None):
     return np.asarray(ids, dtype=object), t, y, blq, valid
 
 
+def _multi_start(starts, data, sigma, lo, hi, max_iter):
+    """:func:`cartlib.pk.model_core.levenberg_marquardt` from each of ``starts`` as one batch of stacked rows
+    (each row iterates on its own, so each start gets the fits a separate call gives): (theta, nll, conv) each."""
+    k, n = len(starts), len(starts[0])
+    stacked = tuple(np.concatenate([a] * k) for a in data[:4]) + (data[4],)
+    th, f, c = core.levenberg_marquardt(np.concatenate(starts), stacked, sigma, lo, hi, max_iter)
+    return [(th[i * n:(i + 1) * n], f[i * n:(i + 1) * n], c[i * n:(i + 1) * n]) for i in range(k)]
+
+
 _THETA_LABELS = ("Cmax", "Tmax", "expansion rate", "contraction rate alpha", "persisting fraction FB",
                  "persistence rate beta")
 
@@ -201,8 +210,7 @@ class KineticModelFitter:
             return theta, converged, loglik
         data = tuple(a[idx] for a in self.data_[:4]) + (self.data_[4],)
         best_th, best_f, best_c = None, None, None
-        for start in starts:
-            th, f, c = core.levenberg_marquardt(start[idx], data, sigma, lo, hi, self.max_iter)
+        for th, f, c in _multi_start([start[idx] for start in starts], data, sigma, lo, hi, self.max_iter):
             if best_th is None:
                 best_th, best_f, best_c = th, f, c
             else:
@@ -232,22 +240,26 @@ class KineticModelFitter:
         lo_1, hi_1 = lo.copy(), hi.copy()
         lo_1[4] = hi_1[4] = _LOGIT_FB_ABSENT
         hi_1[5] = lo[5]
-        p = core.natural(theta)
-        best = None
-        for rate in (p["alpha"], p["beta"]):
-            start = theta.copy()
+        # only the patients it can replace are refitted (each row's fit is its own)
+        rows, single = np.flatnonzero(theta[:, 3] >= hi[3] - 1e-4 * (hi[3] - lo[3])), np.zeros(len(theta), bool)
+        theta, f, conv = theta.copy(), f.copy(), conv.copy()
+        if rows.size == 0:
+            return single, theta, f, conv
+        p = core.natural(theta[rows])
+        best, starts = None, [theta[rows].copy() for _ in range(2)]
+        for start, rate in zip(starts, (p["alpha"], p["beta"])):
             start[:, 3], start[:, 4], start[:, 5] = np.log(np.maximum(rate - np.exp(lo[5]), 1e-3)), lo_1[4], lo[5]
-            th, f1, c1 = core.levenberg_marquardt(start, data, sigma, lo_1, hi_1, self.max_iter)
+        sub = tuple(a[rows] for a in data[:4]) + (data[4],)
+        for th, f1, c1 in _multi_start(starts, sub, sigma, lo_1, hi_1, self.max_iter):
             if best is None:
                 best = [th, f1, c1]
             else:
                 better = f1 < best[1]
                 for k, v in enumerate((th, f1, c1)):
                     best[k][better] = v[better]
-        too_fast = theta[:, 3] >= hi[3] - 1e-4 * (hi[3] - lo[3])
-        single = too_fast & np.isfinite(best[1])
-        theta, f, conv = theta.copy(), f.copy(), conv.copy()
-        theta[single], f[single], conv[single] = best[0][single], best[1][single], best[2][single]
+        ok = np.isfinite(best[1])
+        single[rows[ok]] = True
+        theta[rows[ok]], f[rows[ok]], conv[rows[ok]] = (b[ok] for b in best)
         return single, theta, f, conv
 
     def _shared_sigma(self, theta, data):

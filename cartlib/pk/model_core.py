@@ -119,8 +119,12 @@ def neg_loglik_terms(mu, y, censored, valid, sigma, log_lloq):
     >>> [round(float(v), 4) for v in terms[0]]
     [0.9189, 0.3182]
     """
-    sigma = np.asarray(sigma, float)
-    z_q = (np.nan_to_num(y) - mu) / sigma
+    return _terms(mu, np.nan_to_num(y), censored, valid, np.asarray(sigma, float), log_lloq)
+
+
+def _terms(mu, y_filled, censored, valid, sigma, log_lloq):
+    """:func:`neg_loglik_terms` with the NaN of ``y`` already replaced by 0 (``np.nan_to_num``)."""
+    z_q = (y_filled - mu) / sigma
     z_c = (log_lloq - mu) / sigma
     quant = 0.5 * z_q ** 2 + np.log(sigma) + _LOG_SQRT_2PI
     cens = -log_ndtr(z_c)
@@ -149,12 +153,25 @@ def neg_loglik(theta, data, sigma) -> np.ndarray:
     return neg_loglik_terms(log_curve(theta, t), y, censored, valid, sigma, log_lloq).sum(axis=1)
 
 
+def _filled(data):
+    """``data`` with the NaN of y (BLQ samples) replaced by 0 once, as every evaluation would."""
+    t, y, censored, valid, log_lloq = data
+    return t, np.nan_to_num(y), censored, valid, log_lloq
+
+
+def _neg_loglik_filled(theta, data, sigma) -> np.ndarray:
+    """:func:`neg_loglik` of :func:`_filled` data."""
+    t, y_filled, censored, valid, log_lloq = data
+    return _terms(log_curve(theta, t), y_filled, censored, valid, np.asarray(sigma, float), log_lloq).sum(axis=1)
+
+
 def _residuals(theta, data, sigma):
     """Residuals whose half sum of squares is the negative log-likelihood (up to a constant),
-    and their Jacobian: quantified (y - mu)/sigma; censored sqrt(-2 log Phi(z))."""
-    t, y, censored, valid, log_lloq = data
+    and their Jacobian: quantified (y - mu)/sigma; censored sqrt(-2 log Phi(z)). ``data`` is
+    :func:`_filled`."""
+    t, y_filled, censored, valid, log_lloq = data
     mu, jac = log_curve_and_jacobian(theta, t)
-    z_q = (np.nan_to_num(y) - mu) / sigma
+    z_q = (y_filled - mu) / sigma
     z_c = (log_lloq - mu) / sigma
     g = -log_ndtr(z_c)
     r_c = np.sqrt(2.0 * np.maximum(g, 0.0))
@@ -177,30 +194,36 @@ def levenberg_marquardt(theta, data, sigma, lo, hi, max_iter: int = 300, tol: fl
     """
     theta = np.clip(np.array(theta, float), lo, hi)
     n = theta.shape[0]
-    f = neg_loglik(theta, data, sigma)
+    # this loop runs about a thousand times per cohort on small arrays, so what does not change
+    # between iterations (the filled data, the active patients' rows) is made once
+    data = _filled(data)
+    f = _neg_loglik_filled(theta, data, sigma)
     damping = np.full(n, 1e-3)
     done = np.zeros(n, bool)
     converged = np.zeros(n, bool)
     eye = np.eye(N_THETA)
+    act = sub = None
     for _ in range(max_iter):
-        act = np.flatnonzero(~done)
+        if act is None or done[act].any():   # patients only ever leave the active set
+            act = np.flatnonzero(~done)
+            sub = tuple(a[act] for a in data[:4]) + (data[4],)
         if act.size == 0:
             break
-        sub = tuple(a[act] for a in data[:4]) + (data[4],)
-        r, J = _residuals(theta[act], sub, sigma)
+        theta_act, f_act, damping_act = theta[act], f[act], damping[act]
+        r, J = _residuals(theta_act, sub, sigma)
         g = np.einsum("nm,nmk->nk", r, J)
         H = np.einsum("nmi,nmj->nij", J, J)
         diag = np.maximum(np.einsum("nii->ni", H), 1e-12)
-        A = H + damping[act, None, None] * diag[:, :, None] * eye
+        A = H + damping_act[:, None, None] * diag[:, :, None] * eye
         step = -np.linalg.solve(A + 1e-12 * eye, g[..., None])[..., 0]
-        trial = np.clip(theta[act] + step, lo, hi)
-        f_new = neg_loglik(trial, sub, sigma)
-        better = np.isfinite(f_new) & (f_new < f[act])
-        gain = f[act] - np.where(better, f_new, f[act])
+        trial = np.clip(theta_act + step, lo, hi)
+        f_new = _neg_loglik_filled(trial, sub, sigma)
+        better = np.isfinite(f_new) & (f_new < f_act)
+        gain = f_act - np.where(better, f_new, f_act)
         theta[act[better]] = trial[better]
         small = better & (gain <= tol)
         f[act[better]] = f_new[better]
-        damping[act] = np.where(better, np.maximum(damping[act] / 5.0, 1e-9), damping[act] * 10.0)
+        damping[act] = np.where(better, np.maximum(damping_act / 5.0, 1e-9), damping_act * 10.0)
         stuck = damping[act] > 1e10
         finished = small | stuck
         converged[act[finished]] = True

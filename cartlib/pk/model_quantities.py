@@ -59,14 +59,24 @@ def _time_to_level(cmax, alpha, fb, beta, level):
 
 
 def quantity_jacobians(theta, lloq, auc_end_day):
-    """d quantity / d theta for every quantity (central differences), each (n, 6)."""
-    out = {}
+    """d quantity / d theta for every quantity (central differences), each (n, 6).
+
+    The 12 shifted copies of ``theta`` go through :func:`quantities` as one stacked batch:
+    every quantity is computed row by row (the bisection too), so each row's value is the one
+    a separate call gives, and the 60 bisection steps run once instead of 12 times."""
+    n = theta.shape[0]
+    shifted, steps = [], []
     for k in range(core.N_THETA):
         h = 1e-5 * (1.0 + np.abs(theta[:, k]))
         up, down = theta.copy(), theta.copy()
         up[:, k] += h
         down[:, k] -= h
-        qu, qd = quantities(up, lloq, auc_end_day), quantities(down, lloq, auc_end_day)
-        for name in qu:
-            out.setdefault(name, np.zeros(theta.shape))[:, k] = (qu[name] - qd[name]) / (2 * h)
+        shifted += [up, down]
+        steps.append(h)
+    q = quantities(np.concatenate(shifted), lloq, auc_end_day)
+    out = {}
+    for k, h in enumerate(steps):
+        for name, values in q.items():
+            qu, qd = values[2 * k * n:(2 * k + 1) * n], values[(2 * k + 1) * n:(2 * k + 2) * n]
+            out.setdefault(name, np.zeros(theta.shape))[:, k] = (qu - qd) / (2 * h)
     return out

@@ -302,7 +302,8 @@ def _subjects(pk: pd.DataFrame) -> pd.Index:
     return pd.Index(pd.unique(pk["USUBJID"].astype(str)), name="USUBJID")
 
 
-def partial_aucs(pk: pd.DataFrame, rules: NCARules | None = None, **overrides) -> pd.DataFrame:
+def partial_aucs(pk: pd.DataFrame, rules: NCARules | None = None, *, profile: pd.DataFrame | None = None,
+                 **overrides) -> pd.DataFrame:
     """AUClast and the partial AUCs of ``rules.auc_intervals`` for every patient, per docs/NCA.md.
 
     Same input, rules and samples as :func:`nca` (DAY > 0, BLQ as 0, same-day samples
@@ -318,7 +319,8 @@ def partial_aucs(pk: pd.DataFrame, rules: NCARules | None = None, **overrides) -
       area is NaN (no extrapolation). So ``auc_0_28`` equals ``auc28`` wherever ``auc28``
       has a value, and also has one when sampling stopped on a BLQ sample before day 28.
 
-    ``attrs["auc_intervals"]`` maps each interval column to its (start, end).
+    ``attrs["auc_intervals"]`` maps each interval column to its (start, end). ``profile``: the
+    :func:`daily_profile` of ``pk`` under the same rules, when the caller has made it already.
 
     >>> pk = pd.DataFrame({"USUBJID": ["A"] * 4, "DAY": [7, 14, 21, 35],
     ...     "CONC": [8000.0, 4000.0, 2000.0, np.nan], "BLQ_TEXT": [False, False, False, True]})
@@ -329,7 +331,7 @@ def partial_aucs(pk: pd.DataFrame, rules: NCARules | None = None, **overrides) -
     [nan]
     """
     rules = dataclasses.replace(rules or NCARules(), **overrides)
-    profile = daily_profile(pk, rules)
+    profile = daily_profile(pk, rules) if profile is None else profile
     out = pd.DataFrame(index=_subjects(pk))
     # AUClast: integrate each profile up to its own Tlast (day 0 for an all-BLQ profile,
     # which gives the area 0 of a profile that never left the floor).

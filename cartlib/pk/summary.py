@@ -13,7 +13,7 @@ import pandas as pd
 
 from ..params import mrd_label
 from ..stats.compare import correlation, mann_whitney
-from .nca import NCARules, partial_aucs
+from .nca import NCARules, daily_profile, partial_aucs
 from .terminal import ESTIMATED, lambda_z
 
 #: Parameters with a geometric mean (log-normal data, docs/NCA.md).
@@ -23,18 +23,24 @@ SUMMARISED = ("cmax", "auc28", "tmax", "tlast")
 SUMMARY_COLUMNS = ("n", "median", "min", "max", "n_geo", "geomean", "geocv_pct", "reason")
 
 
-def _median(x: pd.Series) -> float:
-    """Median of the non-missing values; NaN (silently) when there is none."""
-    x = pd.to_numeric(x, errors="coerce").dropna()
-    return float(x.median()) if len(x) else np.nan
+def _median_of(values: np.ndarray) -> float:
+    """Median of the non-missing values of a float array; NaN (silently) when there is none
+    (NumPy's median, which is what pandas' ``Series.median`` computes)."""
+    values = values[~np.isnan(values)]
+    return float(np.median(values)) if values.size else np.nan
 
 
 def _describe(values: pd.Series, geometric: bool) -> dict:
     """n, median, range and (if ``geometric``) geometric mean/CV% over positive values."""
-    x = pd.to_numeric(values, errors="coerce").dropna().astype(float)
-    out = {"n": int(x.size), "median": _median(x), "min": x.min(), "max": x.max(),
-           "n_geo": np.nan, "geomean": np.nan, "geocv_pct": np.nan, "reason": None}
-    if x.empty:
+    # NumPy on the non-missing values: the same sums pandas' median/mean/var make (it calls
+    # NumPy), without a Series per statistic
+    x = pd.to_numeric(values, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    x = x[~np.isnan(x)]
+    empty = x.size == 0
+    out = {"n": int(x.size), "median": _median_of(x), "min": np.nan if empty else x.min(),
+           "max": np.nan if empty else x.max(), "n_geo": np.nan, "geomean": np.nan, "geocv_pct": np.nan,
+           "reason": None}
+    if empty:
         out["reason"] = "no non-missing value"
     if not geometric:
         return out
@@ -46,7 +52,7 @@ def _describe(values: pd.Series, geometric: bool) -> dict:
         out["geocv_pct"] = float(np.sqrt(np.expm1(logs.var(ddof=1))) * 100)
     elif logs.size == 1:
         out["reason"] = "1 positive value(s): geometric CV needs 2"
-    elif not x.empty:
+    elif not empty:
         out["reason"] = "no positive value: no geometric mean"
     return out
 
@@ -95,6 +101,7 @@ def summarise_nca(nca_df: pd.DataFrame, by=None) -> pd.DataFrame:
     if by is None:
         return summarise_columns(nca_df, SUMMARISED, GEOMETRIC)
     groups = nca_df[by] if isinstance(by, str) else pd.Series(by, index=nca_df.index)
+    nca_df = nca_df[list(SUMMARISED)]   # the groups of a wide analysis table: only the columns summarised
     blocks = {key: summarise_nca(part) for key, part in nca_df.groupby(groups, sort=True)}
     out = pd.concat(blocks, names=[groups.name or "group", "parameter"])
     return out
@@ -109,16 +116,25 @@ def _flag(column: str) -> Callable[[pd.DataFrame], pd.Series]:
         # not ``dtype == object``: pandas 3 stores text as its own string dtype
         if not pd.api.types.is_numeric_dtype(v) and not pd.api.types.is_bool_dtype(v):
             v = v.astype(str).str.upper().map({"Y": 1, "N": 0, "1": 1, "0": 0})
-        return pd.to_numeric(v, errors="coerce").map({1: True, 0: False})
+        v = pd.to_numeric(v, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+        return _booleans(a.index, v == 1, (v == 1) | (v == 0))
     return split
 
 
 def _below(column: str, cut: float, inclusive: bool = False) -> Callable[[pd.DataFrame], pd.Series]:
     """``column < cut`` (``<=`` when ``inclusive``) as booleans, missing kept missing."""
     def split(a: pd.DataFrame) -> pd.Series:
-        v = pd.to_numeric(a[column], errors="coerce")
-        return (v <= cut if inclusive else v < cut).where(v.notna())
+        v = pd.to_numeric(a[column], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+        return _booleans(a.index, v <= cut if inclusive else v < cut, ~np.isnan(v))
     return split
+
+
+def _booleans(index, yes: np.ndarray, present: np.ndarray) -> pd.Series:
+    """``yes`` where ``present``, missing (NaN) elsewhere. Built in NumPy: Table 3 splits the
+    cohort 19 ways, and Series arithmetic would cost more than its tests."""
+    values = yes.astype(object)
+    values[~present] = np.nan
+    return pd.Series(values, index=index)
 
 
 def table3_rows(age_cut: float, dose_cut: float, mrd_cuts):
@@ -161,12 +177,13 @@ TABLE3_NEEDS = ("AGE", "SEX", "PRIOR_HSCT", "PRIOR_CART", "MRD_PRELD", "MRD_POST
 TABLE3_STATS = ("cmax", "auc28", "tlast")
 
 
-def _p_value(x: pd.Series, y: pd.Series) -> tuple[float, str | None]:
+def _p_value(x, y) -> tuple[float, str | None]:
     """Mann–Whitney p with missing values dropped, and why it is NaN when it is."""
-    x, y = x.dropna(), y.dropna()
-    if x.empty or y.empty:
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    x, y = x[~np.isnan(x)], y[~np.isnan(y)]
+    if not x.size or not y.size:
         return np.nan, "a group has no value"
-    res = mann_whitney(x.to_numpy(float), y.to_numpy(float))
+    res = mann_whitney(x, y)
     p = np.nan if res.p_value is None else float(res.p_value)
     return p, getattr(res, "reason", None)
 
@@ -209,17 +226,22 @@ def table3(analysis: pd.DataFrame, age_cut: float = 10, dose_cut: float | None =
         raise ValueError(f"table3 needs the analysis-table columns {missing}")
     if dose_cut is None:
         dose_cut = float(pd.to_numeric(analysis["DOSE"], errors="coerce").median())
+    # the statistics as float arrays, split by boolean masks: 19 rows x 2 levels of row
+    # selections on the wide analysis table would cost more than every test of the table
+    values = {s: pd.to_numeric(analysis[s], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+              for s in TABLE3_STATS}
     records = []
     for row, label, split, levels in _table3_rows(age_cut, dose_cut, mrd_cuts):
         member = split(analysis)
-        parts = {value: analysis[member == value] for _, _, value in levels}
+        masks = {value: np.asarray(member.to_numpy() == value, dtype=bool) for _, _, value in levels}
+        parts = {value: {s: v[mask] for s, v in values.items()} for value, mask in masks.items()}
         tests = {s: _p_value(parts[True][s], parts[False][s]) for s in TABLE3_STATS}
         reasons = sorted({f"{s}: {r}" for s, (_, r) in tests.items() if r})
         for level, level_label, value in levels:
             part = parts[value]
             rec = {"row": row, "level": level, "characteristic": label,
-                   "level_label": level_label, "n": len(part)}
-            rec.update({f"{s}_median": _median(part[s]) for s in TABLE3_STATS})
+                   "level_label": level_label, "n": int(masks[value].sum())}
+            rec.update({f"{s}_median": _median_of(part[s]) for s in TABLE3_STATS})
             rec.update({f"{s}_p": tests[s][0] for s in TABLE3_STATS})
             rec.update({f"{s}_p_reason": tests[s][1] for s in TABLE3_STATS})
             rec["p_reason"] = "; ".join(reasons) or None
@@ -287,8 +309,9 @@ def terminal_and_partial(pk: pd.DataFrame, rules: NCARules | None = None, patien
     {'A': {'auc_0_14': 68395.461, 'half_life': 7.0, 'lambda_z_status': 'estimated'}, 'Z': {'auc_0_14': nan, 'half_life': nan, 'lambda_z_status': 'not estimable'}}
     """
     rules = rules or NCARules()
-    aucs = partial_aucs(pk, rules)
-    out = aucs.join(lambda_z(pk, rules))
+    profile = daily_profile(pk, rules)   # both read the same profile: made once
+    aucs = partial_aucs(pk, rules, profile=profile)
+    out = aucs.join(lambda_z(pk, rules, profile=profile))
     if patients is not None:
         out = out.reindex(pd.Index(patients, name="USUBJID"))
         absent = out["lambda_z_status"].isna()

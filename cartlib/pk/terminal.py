@@ -106,17 +106,19 @@ def terminal_phase(profile: pd.DataFrame, *, min_points: int = MIN_POINTS,
 
 def _reasons(subjects, quantifiable, n_points, min_points) -> pd.Series:
     """Why lambda_z is not estimable, per patient (read only where it is not)."""
-    why = pd.Series("no terminal line with lambda_z > 0 within adj_r_squared_factor of the best "
-                    "adjusted R² (the terminal concentrations do not decline)", index=subjects, dtype=object)
-    few = n_points < min_points
-    why[few] = [f"{k} quantifiable day(s) after Tmax; at least {min_points} needed" for k in n_points[few]]
+    # filled as an array: a Series assigned through a boolean Series goes a slow way round
+    why = np.full(len(subjects), "no terminal line with lambda_z > 0 within adj_r_squared_factor of the best "
+                  "adjusted R² (the terminal concentrations do not decline)", dtype=object)
+    counts = n_points.to_numpy()
+    few = counts < min_points
+    why[few] = [f"{k} quantifiable day(s) after Tmax; at least {min_points} needed" for k in counts[few]]
     why[~subjects.isin(quantifiable)] = "no quantifiable sample after day 0"
-    return why
+    return pd.Series(why, index=subjects, dtype=object)
 
 
 def lambda_z(pk: pd.DataFrame, rules: NCARules | None = None, *, min_points: int = MIN_POINTS,
              adj_r_squared_factor: float = ADJ_R_SQUARED_FACTOR, include_tmax: bool = False,
-             **overrides) -> pd.DataFrame:
+             profile: pd.DataFrame | None = None, **overrides) -> pd.DataFrame:
     """Terminal-phase lambda_z and half-life of every patient in ``pk`` (docs/NCA.md).
 
     ``pk`` and ``rules`` (with keyword overrides such as ``lloq=50``) are those of
@@ -130,7 +132,8 @@ def lambda_z(pk: pd.DataFrame, rules: NCARules | None = None, *, min_points: int
     (first and last day of the fit; the last is Tlast), ``clast_pred`` (the line at Tlast),
     ``span_ratio`` ((last − first day) / half-life), ``lambda_z_status`` (``"estimated"`` or
     ``"not estimable"``) and ``lambda_z_reason`` (None when estimated). Every number is NaN
-    when not estimable.
+    when not estimable. ``profile``: the :func:`cartlib.pk.nca.daily_profile` of ``pk`` under the
+    same rules, when the caller has made it already.
 
     >>> pk = pd.DataFrame({"USUBJID": ["A"] * 5 + ["B"] * 3,
     ...     "DAY": [7, 14, 21, 28, 35, 7, 14, 21],
@@ -142,7 +145,7 @@ def lambda_z(pk: pd.DataFrame, rules: NCARules | None = None, *, min_points: int
     >>> res.loc["B", "lambda_z_status"], res.loc["B", "lambda_z_reason"]
     ('not estimable', '1 quantifiable day(s) after Tmax; at least 3 needed')
     """
-    profile = daily_profile(pk, rules, **overrides)
+    profile = daily_profile(pk, rules, **overrides) if profile is None else profile
     subjects = pd.Index(pd.unique(pk["USUBJID"].astype(str)), name="USUBJID")
     out = terminal_phase(profile, min_points=min_points, adj_r_squared_factor=adj_r_squared_factor,
                          include_tmax=include_tmax).reindex(subjects)

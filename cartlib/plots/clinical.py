@@ -9,12 +9,12 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 from cartlib.tables import format_p, model_table
-from matplotlib.transforms import blended_transform_factory
+from matplotlib.transforms import ScaledTranslation, blended_transform_factory
 from scipy import stats
 
 from cartlib.derive import DAYS_PER_MONTH
 
-from .style import GROUP_COLOURS, OKABE_ITO, figure_axes, plain_log_ticks, time_ticks
+from .style import FIGURE_WIDTH_IN, GROUP_COLOURS, OKABE_ITO, figure_axes, plain_log_ticks, time_ticks
 
 
 def plot_forest(summary: pd.DataFrame, ax=None, estimate: str = "hr", lower: str = "hr_lo",
@@ -43,7 +43,7 @@ def plot_forest(summary: pd.DataFrame, ax=None, estimate: str = "hr", lower: str
     cells, notes = _forest_cells(text.iloc[:, 0], summary.get("reason"))
     names = text.index.tolist()
     n = len(names)
-    ax = figure_axes(ax, (9, 0.42 * n + 1.6 + 0.2 * notes.count("\n") + (0.3 if notes else 0)))
+    ax = figure_axes(ax, (FIGURE_WIDTH_IN, 0.3 * n + 1.2 + 0.14 * notes.count("\n") + (0.25 if notes else 0)))
     est, lo, hi = (pd.to_numeric(summary[c], errors="coerce").to_numpy(float)
                    for c in (estimate, lower, upper))
     ok = np.isfinite(est) & (est > 0)
@@ -56,11 +56,11 @@ def plot_forest(summary: pd.DataFrame, ax=None, estimate: str = "hr", lower: str
         a = lo[i] if np.isfinite(lo[i]) and lo[i] > 0 else xmin
         b = hi[i] if np.isfinite(hi[i]) else xmax
         a, b = max(a, xmin), min(b, xmax)
-        ax.plot([a, b], [y[i], y[i]], color=colour, lw=1.6, gid=f"ci:{names[i]}")
+        ax.plot([a, b], [y[i], y[i]], color=colour, lw=1.4, gid=f"ci:{names[i]}")
         for end, bound, mark in ((a, lo[i], "<"), (b, hi[i], ">")):
             if np.isnan(bound) or end != bound:  # clipped or unknown bound
                 ax.plot([end], [y[i]], marker=mark, color=colour, gid=f"clipped:{names[i]}")
-    ax.scatter(est[ok], y[ok], marker="s", s=40, color=colour, zorder=3, gid="estimates")
+    ax.scatter(est[ok], y[ok], marker="s", s=30, color=colour, zorder=3, gid="estimates")
     ax.axvline(1.0, color=OKABE_ITO["grey"], ls="--", lw=1, gid="reference")
     ax.set_xscale("log")
     ax.set_xlim(xmin, xmax)
@@ -68,14 +68,20 @@ def plot_forest(summary: pd.DataFrame, ax=None, estimate: str = "hr", lower: str
     ax.set_yticks(y, names)
     ax.set_ylim(-0.7, n - 0.3)
     ax.set_xlabel(xlabel)
-    trans = blended_transform_factory(ax.transAxes, ax.transData)
+    # The text columns sit a fixed distance (inches) right of the axes, the p column after the
+    # widest estimate: placed at fractions of the axes width, they would move whenever the
+    # layout narrows the axes to make room for them, and no layout would settle.
     ci_col, p_col = text.columns
-    ax.text(1.04, n - 0.45, ci_col, transform=trans, weight="bold", va="bottom")
-    ax.text(1.62, n - 0.45, p_col, transform=trans, weight="bold", va="bottom")
+    ci_at = 0.2
+    p_at = ci_at + _text_width_in([ci_col, *cells], weight="bold") + 0.25
+    ci_trans, p_trans = (blended_transform_factory(ax.transAxes, ax.transData)
+                         + ScaledTranslation(at, 0, ax.figure.dpi_scale_trans) for at in (ci_at, p_at))
+    ax.text(1.0, n - 0.45, ci_col, transform=ci_trans, weight="bold", va="bottom")
+    ax.text(1.0, n - 0.45, p_col, transform=p_trans, weight="bold", va="bottom")
     for i in range(n):
-        ax.text(1.04, y[i], cells[i], transform=trans, va="center", gid=f"text:{names[i]}")
+        ax.text(1.0, y[i], cells[i], transform=ci_trans, va="center", gid=f"text:{names[i]}")
         if ok[i]:
-            ax.text(1.62, y[i], text.iloc[i, 1], transform=trans, va="center")
+            ax.text(1.0, y[i], text.iloc[i, 1], transform=p_trans, va="center")
     if notes:   # under the x label, aligned with the axes' left edge
         ax.annotate(notes, xy=(0, 0), xycoords=("axes fraction", ax.xaxis.label), xytext=(0, -6),
                     textcoords="offset points", ha="left", va="top", fontsize="small", gid="notes")
@@ -84,7 +90,18 @@ def plot_forest(summary: pd.DataFrame, ax=None, estimate: str = "hr", lower: str
     return ax
 
 
-_FOREST_CELL_CHARS = 45   # what fits in the text column beside a 9-inch forest plot
+_FOREST_CELL_CHARS = 40   # what fits in the text column beside a forest plot of FIGURE_WIDTH_IN
+
+
+def _text_width_in(texts, weight: str = "normal") -> float:
+    """Width in inches of the widest of ``texts`` at the default font size (measured on the
+    glyph outlines, so no figure has to be drawn)."""
+    from matplotlib.font_manager import FontProperties
+    from matplotlib.textpath import TextPath
+
+    font = FontProperties(weight=weight)
+    widths = [TextPath((0, 0), t, prop=font).get_extents().width for t in texts if t]
+    return max(widths, default=0.0) / 72   # TextPath is in points at the font's size
 
 
 def _forest_cells(cells: pd.Series, reasons) -> tuple[list[str], str]:
@@ -99,7 +116,7 @@ def _forest_cells(cells: pd.Series, reasons) -> tuple[list[str], str]:
                 notes.append(reason)
             cell = f"not estimable [{notes.index(reason) + 1}]"
         out.append(cell)
-    return out, "\n".join(textwrap.fill(f"[{k}] {r}", 110, subsequent_indent="    ")
+    return out, "\n".join(textwrap.fill(f"[{k}] {r}", 100, subsequent_indent="    ")
                           for k, r in enumerate(notes, start=1))
 
 
@@ -155,7 +172,7 @@ _SWIMMER_MARKS = (  # label, column holding the day (None: day 28), selector, ma
 _TIME_UNITS = {"days": 1.0, "months": DAYS_PER_MONTH, "years": 365.25}
 
 
-def plot_swimmer(analysis: pd.DataFrame, ax=None, time_unit: str = "months", max_patients: int = 120):
+def plot_swimmer(analysis: pd.DataFrame, ax=None, time_unit: str = "months", max_patients: int = 60):
     """Swimmer plot: one bar per patient from infusion to last contact, with clinical events.
 
     Bars are sorted by follow-up (``os_days``; longest on top) and labelled by USUBJID
@@ -166,7 +183,7 @@ def plot_swimmer(analysis: pd.DataFrame, ax=None, time_unit: str = "months", max
     markers (CR markers need both ``cr`` and ``d28_mrd_neg``). ``time_unit``: days,
     months (days / 30.4375) or years (days / 365.25). A cohort larger than ``max_patients``
     shows every k-th patient in follow-up order (a deterministic, follow-up-stratified
-    sample; the title says so): a bar per patient stops being readable long before 5,000.
+    sample; the title says so): 60 bars, each labelled in 6.7-pt text, fill a journal page.
 
     >>> a = pd.DataFrame({"os_days": [400.0, 900.0], "os_event": [1, 0],
     ...     "death_day": [400.0, np.nan], "death_cause": ["NRM", None]},
@@ -185,7 +202,7 @@ def plot_swimmer(analysis: pd.DataFrame, ax=None, time_unit: str = "months", max
         a = a.iloc[np.linspace(0, total - 1, max_patients).round().astype(int)]
     n = len(a)
     y = np.arange(n)
-    ax = figure_axes(ax, (9, max(4.0, 0.2 * n + 1.5)))
+    ax = figure_axes(ax, (FIGURE_WIDTH_IN, max(3.0, 0.13 * n + 1.0)))   # a 6.7-pt label per 0.13-in row
     ax.barh(y, a["os_days"] / scale, height=0.6, color="0.86", gid="follow-up")
     for label, col, select, style in _SWIMMER_MARKS:
         mask = select(a)
@@ -193,10 +210,10 @@ def plot_swimmer(analysis: pd.DataFrame, ax=None, time_unit: str = "months", max
             continue
         x = np.full(int(mask.sum()), 28.0) if col is None else a.loc[mask, col].to_numpy(float)
         ax.scatter(x / scale, y[mask.to_numpy()], zorder=3, label=label, gid=label,
-                   **{"s": 36, **style})
-    ax.set_yticks(y, a.index.astype(str), fontsize="x-small" if n > 30 else "small")
+                   **{"s": 26, **style})
+    ax.set_yticks(y, a.index.astype(str), fontsize="small")
     ax.set_ylim(-0.7, n - 0.3)
-    ticks = time_ticks(max(float(a["os_days"].max()) / scale, 1.0), time_unit, 6.5)
+    ticks = time_ticks(max(float(a["os_days"].max()) / scale, 1.0), time_unit, 5.0)
     ax.set_xticks(ticks)
     ax.set_xlim(0, ticks[-1] * 1.02)
     ax.set_xlabel(f"Time since infusion ({time_unit})")
@@ -238,7 +255,7 @@ def plot_scatter_corr(x, y, ax=None, xlabel: str | None = None, ylabel: str | No
     ys = pd.Series(np.asarray(y, dtype=float))
     ok = xs.notna() & ys.notna()
     ax = figure_axes(ax, (6, 5))
-    ax.scatter(xs[ok], ys[ok], s=28, color=OKABE_ITO["blue"], alpha=0.8, gid="points")
+    ax.scatter(xs[ok], ys[ok], s=18, color=OKABE_ITO["blue"], alpha=0.8, gid="points")
     if r is None and ok.sum() >= 3 and xs[ok].nunique() > 1 and ys[ok].nunique() > 1:
         fit = (stats.spearmanr if method == "spearman" else stats.pearsonr)(xs[ok], ys[ok])
         r, p = float(fit[0]), float(fit[1])
@@ -271,6 +288,35 @@ def plot_scatter_corr(x, y, ax=None, xlabel: str | None = None, ylabel: str | No
     return ax
 
 
+def share_row(axes) -> None:
+    """Scatter panels of one y variable side by side at a journal's page width: one y range
+    covering every panel's points, the y label and tick labels on the first panel only (when
+    every panel chose the same y scale; :func:`plot_scatter_corr` picks log or symmetric-log by
+    the points it has), and a log x axis labelled at every decade, or every second or third where
+    the labels would run into each other ("1,000,000" is wider than a decade of a 2-inch axis)."""
+    scales = {(ax.get_yscale(), getattr(ax.yaxis.get_transform(), "linthresh", None)) for ax in axes}
+    if len(scales) == 1:
+        lows, highs = zip(*(ax.get_ylim() for ax in axes))
+        for ax in axes:
+            ax.set_ylim(min(lows), max(highs))
+        for ax in axes[1:]:
+            ax.set_ylabel("")
+            ax.tick_params(labelleft=False)
+    for ax in axes:
+        lo, hi = sorted(ax.get_xlim())
+        if ax.get_xscale() not in ("log", "symlog") or hi <= 0:
+            continue
+        ticks = [t for t in ax.xaxis.get_majorticklocs() if lo <= t <= hi]
+        decades = [t for t in ticks if t > 0]
+        if len(decades) < 2:
+            continue
+        # inches per decade on the axis (its width before the layout: a little more than after)
+        per_decade = ax.get_position().width * ax.figure.get_figwidth() / np.log10(hi / max(lo, decades[0] / 10))
+        # a label at the tick size takes about 0.06 in a character; 0.12 in between labels
+        widest = max(len(f"{t:,.0f}") for t in decades) * 0.06 + 0.12
+        step = max(1, int(np.ceil(widest / per_decade)))
+        ax.xaxis.set_major_locator(mticker.FixedLocator([t for t in ticks if t <= 0] + decades[::step]))
+
 
 _TERM_LABELS = {"crs": "CRS", "icans": "ICANS", "neutropenia": "Neutropenia",
                 "infection": "Infection", "hlh": "HLH", "gvhd": "GVHD"}
@@ -293,7 +339,7 @@ def plot_grade_bars(analysis: pd.DataFrame,
     grades = analysis[[f"{t}_grade" for t in terms]].fillna(0).astype(int)
     top = max(4, int(grades.to_numpy().max(initial=0)))
     colours = sns.color_palette("rocket_r", as_cmap=True)(np.linspace(0.15, 0.9, top))
-    ax = figure_axes(ax, (9, 5))
+    ax = figure_axes(ax, (FIGURE_WIDTH_IN, 3.4))
     x = np.arange(len(terms))
     bottom = np.zeros(len(terms))
     for g in range(1, top + 1):

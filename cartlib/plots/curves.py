@@ -14,10 +14,11 @@ from collections.abc import Mapping
 import matplotlib.pyplot as plt  # noqa: F401  (the examples close their figures with plt)
 import numpy as np
 
-from .style import GROUP_COLOURS, OKABE_ITO, figure_axes, plot_not_estimable, time_ticks
+from .style import FIGURE_WIDTH_IN, GROUP_COLOURS, OKABE_ITO, figure_axes, plot_not_estimable, time_ticks
 
 _CYCLE = [OKABE_ITO[c] for c in ("black", "blue", "vermillion", "green", "orange", "purple", "sky")]
-AT_RISK_FONTSIZE = 8
+AT_RISK_FONTSIZE = 7
+CURVE_LW = 1.4   # a step curve's line width (points): clear at a journal's page width, not heavy
 
 
 def curve_colours(labels, colours: Mapping | None = None) -> dict:
@@ -46,7 +47,7 @@ def at_risk_rows(ax, rows: Mapping, times, colours: Mapping) -> None:
     ax.annotate("Number at risk", xy=(0, 0), xycoords=below, xytext=(-16, -6), textcoords="offset points",
                 ha="right", va="top", fontsize=AT_RISK_FONTSIZE, fontweight="bold", gid="at risk title")
     for row, (name, counts) in enumerate(rows.items(), start=1):
-        dy = -6 - 11 * row
+        dy = -6 - 9.5 * row   # rows 9.5 pt apart: AT_RISK_FONTSIZE plus a gap
         ax.annotate(str(name), xy=(0, 0), xycoords=below, xytext=(-16, dy), textcoords="offset points",
                     ha="right", va="top", fontsize=AT_RISK_FONTSIZE, color=colours.get(name, "black"),
                     gid="at risk label")
@@ -59,7 +60,7 @@ def at_risk_rows(ax, rows: Mapping, times, colours: Mapping) -> None:
 def plot_survival(fits: Mapping, ax=None, time_unit: str = "months", title: str | None = None,
                   ylabel: str = "Survival probability", ci: bool = False, at_risk: bool = True,
                   colours: Mapping | None = None, time_scale: float = 1.0, end: float | None = None,
-                  xlabel: str | None = None, empty_reason: str = "no patients", figsize=(7, 5)):
+                  xlabel: str | None = None, empty_reason: str = "no patients", figsize=(FIGURE_WIDTH_IN, 4.4)):
     """Kaplan–Meier curves (``{label: fitted KaplanMeier}``) with censoring ticks, optional
     95 % CI bands and numbers at risk (R counting: follow-up ≥ t) under the axis.
 
@@ -88,14 +89,14 @@ def plot_survival(fits: Mapping, ax=None, time_unit: str = "months", title: str 
         tab = fit.table_
         x = np.r_[0.0, tab["time"].to_numpy() / time_scale]
         y = np.r_[1.0, tab["survival"].to_numpy()]
-        ax.step(x, y, where="post", color=colour[name], lw=1.8, label=str(name), gid=f"curve:{name}")
+        ax.step(x, y, where="post", color=colour[name], lw=CURVE_LW, label=str(name), gid=f"curve:{name}")
         if ci:
             lo = np.r_[1.0, tab["ci_lower"].to_numpy()]
             hi = np.r_[1.0, tab["ci_upper"].to_numpy()]
             ax.fill_between(x, lo, hi, step="post", alpha=0.18, color=colour[name], linewidth=0,
                             gid=f"ci:{name}")
         cens = tab[tab["n_censor"] > 0]
-        ax.plot(cens["time"] / time_scale, cens["survival"], ls="none", marker="|", ms=7, mew=1.2,
+        ax.plot(cens["time"] / time_scale, cens["survival"], ls="none", marker="|", ms=5.5, mew=1.0,
                 color=colour[name], gid=f"censored:{name}")
     ax.set_xticks(ticks)
     ax.set_xlim(0, ticks[-1] * 1.02)
@@ -113,7 +114,7 @@ def plot_survival(fits: Mapping, ax=None, time_unit: str = "months", title: str 
 
 
 def plot_incidence(curves: Mapping, ax=None, time_unit: str = "months", title: str | None = None,
-                   ci: bool = True, colours: Mapping | None = None, figsize=(7, 4.5)):
+                   ci: bool = True, colours: Mapping | None = None, figsize=(FIGURE_WIDTH_IN, 3.8)):
     """Cumulative-incidence step curves with 95 % CI bands.
 
     ``curves`` maps a label to ``(fit, group, last_time)``: a fitted
@@ -135,7 +136,7 @@ def plot_incidence(curves: Mapping, ax=None, time_unit: str = "months", title: s
         tab = fit.table_[fit.table_["group"] == group]
         x = np.r_[tab["time"].to_numpy(), last]
         y = np.r_[tab["estimate"].to_numpy(), tab["estimate"].iloc[-1]]
-        ax.step(x, y, where="post", color=colour[name], lw=1.8, label=str(name), gid=f"curve:{name}")
+        ax.step(x, y, where="post", color=colour[name], lw=CURVE_LW, label=str(name), gid=f"curve:{name}")
         if ci:
             lo = np.r_[tab["ci_lower"].to_numpy(), tab["ci_lower"].iloc[-1]]
             hi = np.r_[tab["ci_upper"].to_numpy(), tab["ci_upper"].iloc[-1]]
@@ -153,7 +154,7 @@ def plot_incidence(curves: Mapping, ax=None, time_unit: str = "months", title: s
 
 
 def plot_simon_makuch(fit, labels: Mapping, ax=None, time_unit: str = "months", title: str | None = None,
-                      colours: Mapping | None = None, figsize=(7, 4.5)):
+                      colours: Mapping | None = None, figsize=(FIGURE_WIDTH_IN, 3.8)):
     """Simon–Makuch curves of a fitted ``SimonMakuch`` (``labels``: exposure value -> label).
 
     >>> from cartlib.stats.timevarying import SimonMakuch
@@ -169,7 +170,7 @@ def plot_simon_makuch(fit, labels: Mapping, ax=None, time_unit: str = "months", 
     end = max(float(c["time"].max()) for c in fit.curves_.values())
     ticks = time_ticks(end, time_unit, _axis_width(ax))
     for value, curve in fit.curves_.items():
-        ax.step(np.r_[0.0, curve["time"]], np.r_[1.0, curve["survival"]], where="post", lw=1.8,
+        ax.step(np.r_[0.0, curve["time"]], np.r_[1.0, curve["survival"]], where="post", lw=CURVE_LW,
                 color=colour[names[value]], label=names[value], gid=f"curve:{names[value]}")
     ax.set_xticks(ticks)
     ax.set_xlim(0, ticks[-1] * 1.02)

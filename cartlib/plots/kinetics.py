@@ -4,12 +4,12 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 
-import matplotlib.pyplot as plt  # noqa: F401  (the examples close their figures with plt)
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from matplotlib.lines import Line2D
 
-from .style import GROUP_COLOURS, OKABE_ITO, figure_axes, plain_log_ticks, plot_not_estimable, time_ticks
+from .style import FIGURE_WIDTH_IN, GROUP_COLOURS, OKABE_ITO, figure_axes, plain_log_ticks, plot_not_estimable, time_ticks
 
 # Nominal PK visits (days) that bin samples for the median profile: the paper's visits
 # (7, 14, 28 days; 12, 26, 39, 54, 104 weeks; then 6-monthly), the early samples its
@@ -150,14 +150,20 @@ def plot_spaghetti(pk: pd.DataFrame, nca: pd.DataFrame | None = None, lloq: floa
     """
     d = _pk_points(pk, lloq)
     if d.empty:
-        return plot_not_estimable("no PK sample after day 0", ax=ax, figsize=(9, 5.5))
+        return plot_not_estimable("no PK sample after day 0", ax=ax, figsize=(FIGURE_WIDTH_IN, 4.2))
     highlight = set(highlight or ())
-    ax = figure_axes(ax, (9, 5.5))
     med = median_pk_profile(pk, lloq, schedule) if median else None
     total = d["USUBJID"].nunique()
     drawn = sample_patients(d["USUBJID"], max_patients, keep=sorted(highlight, key=str))
     if len(drawn) < total:
         d = d[d["USUBJID"].isin(drawn)]
+    first, last = (float(d["DAY"].min()), float(d["DAY"].max())) if len(d) else (1.0, 1.0)
+    side = inset and xmax is not None and last > xmax
+    if ax is None and side:
+        # placed by hand, main panel in the left two thirds: the layout engine does not see the
+        # side panel (an inset) and would let the legend under the main panel push it off the page
+        ax = plt.figure(figsize=(FIGURE_WIDTH_IN, 4.2)).add_axes((0.12, 0.27, 0.52, 0.7))
+    ax = figure_axes(ax, (FIGURE_WIDTH_IN, 4.2))
     _draw_profiles(ax, d, lloq, med, highlight)
     note = _sampling_note(d["USUBJID"].nunique(), total, "median" if med is not None else None)
     if note:
@@ -166,12 +172,11 @@ def plot_spaghetti(pk: pd.DataFrame, nca: pd.DataFrame | None = None, lloq: floa
         c = nca[["tmax", "cmax"]].dropna()
         if len(drawn) < total:
             c = c[c.index.isin(drawn)]
-        ax.scatter(c["tmax"], c["cmax"], marker="^", s=30, color=OKABE_ITO["orange"], zorder=3,
+        ax.scatter(c["tmax"], c["cmax"], marker="^", s=24, color=OKABE_ITO["orange"], zorder=3,
                    gid="cmax", label="Cmax (NCA)")
-    first, last = (float(d["DAY"].min()), float(d["DAY"].max())) if len(d) else (1.0, 1.0)
     ax.set_xscale(xscale)
     if xscale == "linear":
-        ticks = time_ticks(xmax if xmax is not None else last, "days", 5.5)
+        ticks = time_ticks(xmax if xmax is not None else last, "days", 4.0)
         ax.set_xticks(ticks)
         ax.set_xlim(0, ticks[-1])
     else:
@@ -179,18 +184,20 @@ def plot_spaghetti(pk: pd.DataFrame, nca: pd.DataFrame | None = None, lloq: floa
     plain_log_ticks(ax.yaxis)
     ax.set_xlabel("Days after infusion")
     ax.set_ylabel("Transgene copies/µg DNA")
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=3, fontsize="small")
-    if inset and xmax is not None and last > xmax:
+    # under the main panel; with a side panel, from the main panel's left edge under both
+    ax.legend(loc="upper left" if side else "upper center", bbox_to_anchor=(0.0 if side else 0.5, -0.14), ncol=3,
+              fontsize="small")
+    if side:
         # beside the main panel, not on it: an inset inside would cover profiles
-        ins = ax.inset_axes([1.1, 0.3, 0.42, 0.7])
+        ins = ax.inset_axes([1.16, 0.3, 0.4, 0.7])
         _draw_profiles(ins, d, lloq, med, highlight, markers=False)
         ins.set_xscale("log")
         ins.set_ylim(ax.get_ylim())
         plain_log_ticks(ins.xaxis)
         plain_log_ticks(ins.yaxis)
         ins.set_title("all follow-up (log days)", fontsize="small")
-        ins.set_xlabel("Days after infusion", fontsize="x-small")
-        ins.tick_params(labelsize="x-small")
+        ins.set_xlabel("Days after infusion", fontsize="small")
+        ins.tick_params(labelsize="small")
     return ax
 
 
@@ -219,11 +226,11 @@ def plot_il6(labs: pd.DataFrame, analysis: pd.DataFrame | None = None, ax=None,
     d = d[(d["DAY"] >= 0) & (d["DAY"] <= 28) & (d["VALUE"] > 0)]
     d = d.sort_values(["USUBJID", "DAY"], kind="mergesort")
     if d.empty:
-        return plot_not_estimable("no IL-6 value above 0 in days 0–28", ax=ax, figsize=(9, 5))
+        return plot_not_estimable("no IL-6 value above 0 in days 0–28", ax=ax, figsize=(FIGURE_WIDTH_IN, 3.8))
     grade = analysis["crs_grade"] if analysis is not None else pd.Series(dtype=float)
     groups = {"CRS grade 0–2": GROUP_COLOURS["CRS grade 0–2"], "CRS grade ≥ 3": GROUP_COLOURS["CRS grade ≥ 3"],
               "CRS grade unknown": OKABE_ITO["grey"]}
-    ax = figure_axes(ax, (9, 5))
+    ax = figure_axes(ax, (FIGURE_WIDTH_IN, 3.8))
     total = d["USUBJID"].nunique()
     drawn = sample_patients(d["USUBJID"], max_patients)
     if len(drawn) < total:

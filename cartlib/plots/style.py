@@ -9,6 +9,7 @@ SVG and 300-dpi PNG files (:func:`save_figure`).
 from __future__ import annotations
 
 import base64
+import contextlib
 import html
 import io
 import math
@@ -18,6 +19,7 @@ from pathlib import Path
 import matplotlib as mpl
 import matplotlib.pyplot as plt
 import matplotlib.ticker as mticker
+import numpy as np
 import seaborn as sns
 
 OKABE_ITO = {"black": "#000000", "orange": "#E69F00", "sky": "#56B4E9", "green": "#009E73",
@@ -40,19 +42,37 @@ FONT = "DejaVu Sans"
 PNG_DPI = 300      # exported PNG files (journals ask for at least 300 dpi)
 SCREEN_DPI = 100   # the PNG embedded in notebooks and the report
 
+# Every figure is drawn at the size it is printed: a journal's full page width (180 mm, e.g.
+# Frontiers) and at most a page's usable height (240 mm), text no smaller than MIN_FONT_PT there.
+FULL_WIDTH_IN = 7.1
+MAX_HEIGHT_IN = 9.4
+MIN_FONT_PT = 6.5
+FIGURE_WIDTH_IN = 7.0   # a figure's width: with the crop's padding its file stays within FULL_WIDTH_IN
+CROP_PAD_IN = 0.04      # white margin kept around the contents by the tight crop
+# The one place for the base font sizes (pt), chosen for figures printed at FULL_WIDTH_IN:
+# labels 8 pt, ticks and legends 7.5 pt, and "small" (0.833 × 8 = 6.7 pt) the smallest text.
+FONT_SIZES = {"font.size": 8.0, "axes.labelsize": 8.0, "axes.titlesize": 8.5, "figure.titlesize": 9.0,
+              "figure.labelsize": 8.0, "xtick.labelsize": 7.5, "ytick.labelsize": 7.5,
+              "legend.fontsize": 7.5, "legend.title_fontsize": 7.5}
 
-def set_style(context: str = "notebook") -> None:
-    """Apply the shared look: seaborn "ticks", Okabe–Ito colours, DejaVu Sans, 9-inch figures at 100 dpi.
+
+def set_style(context: str = "paper") -> None:
+    """Apply the shared look: seaborn "ticks", Okabe–Ito colours, DejaVu Sans, figures of a journal's
+    full width (:data:`FIGURE_WIDTH_IN`) at 100 dpi, text sized for that width (:data:`FONT_SIZES`).
+
+    ``context`` (seaborn's) scales lines and markers ("paper": thin enough for a figure printed
+    7 inches wide); the font sizes are always :data:`FONT_SIZES`.
 
     >>> with mpl.rc_context():  # rc_context only to leave the caller's style untouched
     ...     set_style()
-    ...     mpl.rcParams["figure.figsize"], mpl.rcParams["savefig.dpi"], mpl.rcParams["font.sans-serif"][0]
-    ([9.0, 5.0], 100.0, 'DejaVu Sans')
+    ...     mpl.rcParams["figure.figsize"], mpl.rcParams["font.size"], mpl.rcParams["font.sans-serif"][0]
+    ([7.0, 4.2], 8.0, 'DejaVu Sans')
     """
     sns.set_theme(context=context, style="ticks", palette=list(OKABE_ITO.values()))
+    mpl.rcParams.update(FONT_SIZES)
     mpl.rcParams.update({
-        "figure.figsize": (9, 5), "figure.dpi": SCREEN_DPI, "savefig.dpi": SCREEN_DPI,
-        "savefig.bbox": "tight", "axes.spines.top": False, "axes.spines.right": False,
+        "figure.figsize": (FIGURE_WIDTH_IN, 4.2), "figure.dpi": SCREEN_DPI, "savefig.dpi": SCREEN_DPI,
+        "savefig.pad_inches": CROP_PAD_IN, "savefig.bbox": "tight", "axes.spines.top": False, "axes.spines.right": False,
         "legend.frameon": False, "font.family": "sans-serif", "font.sans-serif": [FONT],
         "svg.fonttype": "path",     # glyphs as paths: the SVG looks the same without the font
         "svg.hashsalt": "cartlib",  # fixed ids so SVG output is byte-stable across runs
@@ -66,7 +86,7 @@ def figure_axes(ax, figsize):
     return plt.subplots(figsize=figsize, layout="constrained")[1]
 
 
-def plot_not_estimable(reason: str | None, ax=None, title: str | None = None, figsize=(7, 4.5)):
+def plot_not_estimable(reason: str | None, ax=None, title: str | None = None, figsize=(FIGURE_WIDTH_IN, 4.2)):
     """An empty panel saying ``not estimable (reason)`` in the place of a figure; returns the Axes.
 
     A cohort can lack what a figure needs (no patient in a subgroup, no PK sample, no
@@ -90,10 +110,11 @@ def plot_not_estimable(reason: str | None, ax=None, title: str | None = None, fi
     return ax
 
 
-def plain_log_ticks(axis) -> None:
-    """Label a log axis with plain numbers (1,000 rather than 1e+03) and no minor labels."""
+def plain_log_ticks(axis, numticks: int = 12) -> None:
+    """Label a log axis with plain numbers (1,000 rather than 1e+03) and no minor labels, at
+    most ``numticks`` of them (every second or third decade on a long range)."""
     # "1,000,000" reads better in a clinical report than "1e+06" or 10^6.
-    axis.set_major_locator(mticker.LogLocator(base=10, numticks=12))
+    axis.set_major_locator(mticker.LogLocator(base=10, numticks=numticks))
     axis.set_major_formatter(mticker.FuncFormatter(lambda v, _: f"{v:,.0f}" if v >= 1 else f"{v:g}"))
     axis.set_minor_formatter(mticker.NullFormatter())
 
@@ -109,7 +130,7 @@ def time_ticks(end: float, unit: str = "months", width_in: float = 6.0, chars: i
     """Evenly spaced ticks 0, step, 2·step, ... covering [0, ``end``], with the step chosen from the data.
 
     Months are ticked every 12 whenever that leaves room for the labels (``chars`` characters,
-    e.g. at-risk counts, on an axis ``width_in`` inches wide at 8–10 pt) and gives at least 3
+    e.g. at-risk counts, on an axis ``width_in`` inches wide at 7–8 pt) and gives at least 3
     ticks; otherwise, as for days (7, 14, 30, ..., 365, 730, ... 7300), the densest step that
     gives 3 to 8 ticks with room for the labels.
 
@@ -121,8 +142,8 @@ def time_ticks(end: float, unit: str = "months", width_in: float = 6.0, chars: i
     if unit not in _STEPS:
         raise ValueError(f"unit must be one of {sorted(_STEPS)}, not {unit!r}")
     end = max(float(end), 1e-9)
-    # a label of `chars` characters at 8-10 pt takes about 0.075 in a character, plus a 0.2 in gap
-    most = max(3, int(width_in / (0.075 * max(chars, 2) + 0.2)))
+    # a label of `chars` characters at 7-8 pt (FONT_SIZES) takes about 0.06 in a character, plus a 0.12 in gap
+    most = max(3, int(width_in / (0.06 * max(chars, 2) + 0.12)))
 
     def count(step):
         return math.ceil(end / step - 1e-9) + 1
@@ -145,13 +166,128 @@ def _slug(name: str) -> str:
     return slug
 
 
-def save_figure(fig, figures_dir: str | Path | None, name: str) -> list[Path]:
+@contextlib.contextmanager
+def _laid_out(fig, dpi: float, tight: bool = True):
+    """Lay ``fig`` out once (text measured at ``dpi``) and yield its tight bounding box (inches,
+    padded; the whole figure when not ``tight``) for every export.
+
+    ``savefig(bbox_inches="tight")`` draws a figure twice per file (once to find the box, once
+    to render) and runs the layout engine each time; a figure exported as SVG, 300-dpi PNG and
+    screen PNG would be laid out three times and drawn six. Here the layout engine runs once and
+    is switched off while the files are written (each is then drawn once, inside the same box),
+    and switched back on afterwards.
+    """
+    engine, screen_dpi = fig.get_layout_engine(), fig.dpi
+    fig.dpi = dpi
+    try:
+        if engine is not None:
+            engine.execute(fig)
+        box = fig.get_tightbbox().padded(mpl.rcParams["savefig.pad_inches"]) if tight else fig.bbox_inches
+    finally:
+        fig.dpi = screen_dpi
+    with mpl.rc_context({"figure.autolayout": False, "figure.constrained_layout.use": False}):
+        fig.set_layout_engine(None)   # None (not "none"): savefig then skips its own layout draw
+    try:
+        yield box
+    finally:
+        if engine is not None:
+            fig.set_layout_engine(engine)
+
+
+def _svg(fig, box) -> bytes:
+    buffer = io.BytesIO()
+    # no date, software version or random ids in the file: the same figure gives the same bytes
+    with mpl.rc_context({"svg.hashsalt": "cartlib", "svg.fonttype": "path"}):
+        fig.savefig(buffer, format="svg", bbox_inches=box, metadata={"Date": None})
+    return buffer.getvalue()
+
+
+def _raster(fig, box, dpi: float):
+    """``fig`` drawn once at ``dpi`` inside ``box``, as a PIL image (RGB when fully opaque)."""
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="rgba", dpi=dpi, bbox_inches=box)
+    raw = buffer.getvalue()
+    # the canvas is the box at dpi, truncated to whole pixels after floating-point arithmetic
+    # that may land just below or above an integer: the size whose pixels fill the buffer
+    sizes = {(w, h) for w in _whole(box.width * dpi) for h in _whole(box.height * dpi) if 4 * w * h == len(raw)}
+    size = sizes.pop() if len(sizes) == 1 else None
+    if size is None:   # no single size fits: let PNG carry the size
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png", dpi=dpi, bbox_inches=box)
+        with Image.open(buffer) as png:
+            image = png.convert("RGBA")
+        raw, size = image.tobytes(), image.size
+    image = Image.frombuffer("RGBA", size, raw, "raw", "RGBA", 0, 1)
+    # a figure on an opaque background loses nothing without the alpha channel, and its PNG
+    # is a quarter smaller and quicker to compress
+    opaque = np.frombuffer(raw, np.uint8)[3::4].min(initial=255) == 255
+    return image.convert("RGB") if opaque else image
+
+
+def _whole(x: float) -> set[int]:
+    return {math.floor(x), math.ceil(x), round(x)}
+
+
+def _png(image, dpi: float, compress_level: int = 6) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="png", dpi=(dpi, dpi), compress_level=compress_level)   # no software stamp, no date
+    return buffer.getvalue()
+
+
+def render(fig, svg: bool = True, png_dpi: int | None = PNG_DPI, screen: bool = True,
+           tight: bool = True) -> dict[str, bytes]:
+    """``fig`` (a Figure or Axes) cropped to its contents as ``"svg"``, ``"png"`` (``png_dpi``) and
+    ``"screen"`` (PNG at :data:`SCREEN_DPI`) bytes, laid out once for all of them.
+
+    When the 300-dpi PNG is made, the screen PNG is that image shrunk three times, not a third
+    drawing of the figure. ``tight=False`` keeps the whole figure instead of cropping it: for a
+    figure laid out by hand to fill its area (small multiples), which then is not measured
+    artist by artist.
+
+    >>> fig, ax = plt.subplots(figsize=(2, 1.5))
+    >>> out = render(fig)
+    >>> sorted(out), out["svg"][:5], out["png"][:4], out["screen"][:4]
+    (['png', 'screen', 'svg'], b'<?xml', b'\\x89PNG', b'\\x89PNG')
+    >>> plt.close(fig)
+    """
+    fig = getattr(fig, "figure", fig)
+    out, image = {}, None
+    with _laid_out(fig, png_dpi or SCREEN_DPI, tight) as box:
+        if svg:
+            out["svg"] = _svg(fig, box)
+        if png_dpi:
+            image = _raster(fig, box, png_dpi)
+            # zlib's fastest level: the 300-dpi file is about a third larger and written in
+            # two thirds of the time (compressing it costs as much as drawing a simple figure)
+            out["png"] = _png(image, png_dpi, compress_level=1)
+        if screen:
+            factor = (png_dpi or 0) / SCREEN_DPI
+            small = (image.reduce(int(factor)) if image is not None and factor >= 2 and factor == int(factor)
+                     else _raster(fig, box, SCREEN_DPI))
+            out["screen"] = _png(small, SCREEN_DPI)
+    return out
+
+
+def _write(figures_dir, name: str, files: dict[str, bytes]) -> list[Path]:
+    from ..atomic import write_file
+
+    folder, stem, paths = Path(figures_dir), _slug(name), []
+    for fmt in ("svg", "png"):
+        path = folder / f"{stem}.{fmt}"
+        write_file(path, files[fmt])
+        paths.append(path)
+    return paths
+
+
+def save_figure(fig, figures_dir: str | Path | None, name: str, tight: bool = True) -> list[Path]:
     """Save ``fig`` as ``NAME.svg`` and ``NAME.png`` (300 dpi) into ``figures_dir``; returns the paths.
 
     ``figures_dir`` empty or None saves nothing (a notebook run by hand). ``name`` gives a
     stable file name (lower case, ``_`` for anything but letters and digits), so a figure
     keeps its file name from run to run. Each file is written to a temporary name and renamed
-    into place.
+    into place. ``tight``: as for :func:`render`.
 
     >>> import tempfile
     >>> fig, ax = plt.subplots()
@@ -161,22 +297,10 @@ def save_figure(fig, figures_dir: str | Path | None, name: str) -> list[Path]:
     >>> save_figure(fig, "", "os"), plt.close(fig)
     ([], None)
     """
-    from ..atomic import write_file
-
     if fig is None or not figures_dir:
         return []
-    fig = getattr(fig, "figure", fig)   # an Axes or a Figure
-    folder, stem, paths = Path(figures_dir), _slug(name), []
-    for fmt, dpi in (("svg", None), ("png", PNG_DPI)):
-        buffer = io.BytesIO()
-        # no date, software version or random ids in the files: the same figure gives the same bytes
-        with mpl.rc_context({"svg.hashsalt": "cartlib", "svg.fonttype": "path"}):
-            fig.savefig(buffer, format=fmt, dpi=dpi, bbox_inches="tight",
-                        metadata={"Date": None} if fmt == "svg" else {"Software": None})
-        path = folder / f"{stem}.{fmt}"
-        write_file(path, buffer.getvalue())
-        paths.append(path)
-    return paths
+    _slug(name)   # a bad name fails before anything is drawn
+    return _write(figures_dir, name, render(fig, screen=False, tight=tight))
 
 
 class CaptionedFigure:
@@ -204,13 +328,15 @@ class CaptionedFigure:
         return f"Figure: {self.caption}"
 
 
-def publish(fig, name: str, caption: str, alt: str, figures_dir: str | Path | None = "") -> CaptionedFigure:
+def publish(fig, name: str, caption: str, alt: str, figures_dir: str | Path | None = "",
+            tight: bool = True) -> CaptionedFigure:
     """Save ``fig`` (see :func:`save_figure`), render it for the page, close it, and return it
     captioned: the way every figure of the notebooks reaches the reader.
 
     ``caption`` says what the figure shows, for how many patients and by which method;
     ``alt`` describes the picture for a reader who cannot see it (what is on each axis and
     what the curves or points show). The figure is closed, so Jupyter does not show it twice.
+    The figure is laid out once for the files and the page (:func:`render`; ``tight`` as there).
 
     >>> fig, ax = plt.subplots()
     >>> shown = publish(fig, "demo", "Demo (n = 0).", "An empty panel.")
@@ -220,10 +346,13 @@ def publish(fig, name: str, caption: str, alt: str, figures_dir: str | Path | No
     fig = getattr(fig, "figure", fig)
     if not alt.strip():
         raise ValueError(f"figure {name!r}: alt text is empty")
-    files = save_figure(fig, figures_dir, name)
-    png = png_bytes(fig)
+    if figures_dir:
+        rendered = render(fig, tight=tight)
+        files = _write(figures_dir, name, rendered)
+    else:
+        rendered, files = render(fig, svg=False, png_dpi=None, tight=tight), []
     plt.close(fig)
-    return CaptionedFigure(name, png, caption, alt, files)
+    return CaptionedFigure(name, rendered["screen"], caption, alt, files)
 
 
 def png_bytes(fig, dpi: int = SCREEN_DPI) -> bytes:

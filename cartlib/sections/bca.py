@@ -83,16 +83,19 @@ def plot_bca_tlast(table: pd.DataFrame, params: dict[str, Any]):
     """BCA duration against Tlast, Cmax and AUC0–28d, with r and p (the paper's Figure 2)."""
     import matplotlib.pyplot as plt
 
-    from ..plots import plot_scatter_corr
+    from ..plots import FIGURE_WIDTH_IN, plot_scatter_corr
+    from ..plots.clinical import share_row
 
     corr = bca_correlations(table, method=params["corr_method"])
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.6), layout="constrained")
+    # one row at full width, the panels sharing the BCA-duration axis (labelled once, on the left)
+    fig, axes = plt.subplots(1, 3, figsize=(FIGURE_WIDTH_IN, 2.9), layout="constrained")
     for ax, (col, label) in zip(axes, (("tlast", "Tlast, days"), ("cmax", "Cmax, copies/µg"),
                                        ("auc28", "AUC0–28d, copies/µg×day"))):
         # all on log axes: durations, Tlast, Cmax and AUC are right-skewed (0 stays visible: symmetric log)
         plot_scatter_corr(table[col], table["bca_duration_days"], ax=ax, xlabel=f"{label} (log scale)",
                           ylabel="BCA duration, days (log scale)", r=corr.loc[col, "r"], p=corr.loc[col, "p"],
                           method=params["corr_method"], logx=True, logy=True)
+    share_row(axes)
     return fig
 
 

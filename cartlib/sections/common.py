@@ -58,15 +58,21 @@ def model_keys(prefix: str, summary: pd.DataFrame, columns: dict[str, str]) -> d
     {'efficacy.lfs.uni.female.hr': 0.5, 'efficacy.lfs.uni.female.p': 0.04}
     """
     out = {}
-    for cov, row in summary.iterrows():
+    position = {c: i for i, c in enumerate(summary.columns)}
+    # the rows of ``summary.values`` are what ``iterrows`` would give (one common dtype, so an
+    # integer column reads as float beside float ones), without a Series per row
+    for cov, row in zip(summary.index, summary.values):
         for key, col in columns.items():
-            out[f"{prefix}.{cov}.{key}"] = nan_to_none(row[col]) if col in row else None
+            out[f"{prefix}.{cov}.{key}"] = nan_to_none(row[position[col]]) if col in position else None
     return out
 
 
 def _summary_or_none(x, how: str) -> float | None:
-    x = pd.Series(x, dtype=float).dropna()
-    return float(getattr(x, how)()) if len(x) else None
+    # NumPy's median/min/max of the non-missing values are pandas' (pandas calls them), without
+    # a Series per call: a run asks for a few dozen of these
+    x = x.to_numpy(dtype=float, na_value=np.nan) if isinstance(x, pd.Series) else np.asarray(pd.Series(x, dtype=float))
+    x = x[~np.isnan(x)]
+    return float(getattr(np, how)(x)) if x.size else None
 
 
 def median_or_none(x) -> float | None:

@@ -76,9 +76,12 @@ def results(cohort, table: pd.DataFrame, params: dict[str, Any]) -> dict[str, An
         out[f"efficacy.{name}_5y"], out[f"efficacy.{name}_5y_lo"], out[f"efficacy.{name}_5y_hi"] = est, lo, hi
     keyed = list(dict.fromkeys([*params["cox_covariates"], *RESULTS_COVARIATES]))
     for endpoint in ENDPOINTS:
-        uni = univariable(table, endpoint, {**params, "cox_covariates": keyed})
+        # the models' columns only: survival_data copies the table it is given, for every model
+        needed = dict.fromkeys([*ENDPOINTS[endpoint], *keyed, *params[f"{endpoint}_multivariable"]])
+        narrow = table[[c for c in needed if c in table.columns]]
+        uni = univariable(narrow, endpoint, {**params, "cox_covariates": keyed})
         out.update(model_keys(f"efficacy.{endpoint}.uni", uni.table, UNI_KEYS))
-        model = multivariable(table, endpoint, params[f"{endpoint}_multivariable"])
+        model = multivariable(narrow, endpoint, params[f"{endpoint}_multivariable"])
         out.update(model_keys(f"efficacy.{endpoint}.multi", model.summary, UNI_KEYS))
         out[f"efficacy.{endpoint}.zph_global_p"] = zph_global_p(model)
     return out
@@ -116,9 +119,9 @@ def plot_os_lfs(table: pd.DataFrame, params: dict[str, Any]):
     """KM curves of OS and LFS side by side with numbers at risk every 12 months."""
     import matplotlib.pyplot as plt
 
-    from ..plots import plot_survival
+    from ..plots import FIGURE_WIDTH_IN, plot_survival
 
-    fig, axes = plt.subplots(1, 2, figsize=(12, 5.4), layout="constrained")
+    fig, axes = plt.subplots(1, 2, figsize=(FIGURE_WIDTH_IN, 3.6), layout="constrained")
     for ax, endpoint in zip(axes, ENDPOINTS):
         plot_survival({"all patients": km(table, endpoint, params)}, ax=ax, ci=True, title=ENDPOINT_NAMES[endpoint],
                       ylabel=f"{ENDPOINT_NAMES[endpoint]} probability", colours={"all patients": "black"})
@@ -181,9 +184,9 @@ def plot_cumulative_incidence(table: pd.DataFrame):
     """Cumulative incidence of relapse and NRM (Aalen–Johansen), one panel."""
     import matplotlib.pyplot as plt
 
-    from ..plots import plot_incidence
+    from ..plots import FIGURE_WIDTH_IN, plot_incidence
 
-    fig, ax = plt.subplots(figsize=(7, 4.5), layout="constrained")
+    fig, ax = plt.subplots(figsize=(FIGURE_WIDTH_IN, 3.8), layout="constrained")
     last = float(months(table["crr_days"]).max())
     plot_incidence({label: (cumulative_incidence(table, cause), "all", last)
                     for cause, label in ((1, "relapse"), (2, "non-relapse mortality"))}, ax=ax)

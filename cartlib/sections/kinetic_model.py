@@ -238,19 +238,35 @@ def two_phase_figure(params: dict[str, Any], figures_dir: str = ""):
                    "dashed, persisting cells) that the total curve follows after about two months.", figures_dir)
 
 
-def fits_figure(fitter: KineticModelFitter, figures_dir: str = "", max_patients: int = 60):
-    """Small multiples of every patient's fit (the first ``max_patients``), BLQ marked."""
-    from ..plots.style import publish
+def fits_figure(fitter: KineticModelFitter, figures_dir: str = "", panels: int = 12):
+    """The fits on one page: every patient's fitted curve and samples overlaid, then ``panels``
+    representative patients (evenly spaced in fit quality, best first; the rule of
+    :func:`cartlib.pk.model_plots.representative_patients`). With ``figures_dir``, every
+    patient's fit as small multiples is saved beside it as ``kinetic_model_fits_all``."""
+    import matplotlib.pyplot as plt
 
-    ids = list(fitter.ids_)[:max_patients]
-    axes = fitter.plot_fits(patients=ids)
-    shown = f"the first {len(ids)} of {len(fitter.ids_)}" if len(ids) < len(fitter.ids_) else f"all {len(ids)}"
-    return publish(axes.ravel()[0].figure, "kinetic_model_fits",
-                   f"Per-patient fits ({shown} patients): dots quantified samples, open triangles BLQ samples "
-                   f"drawn at the LLOQ ({fitter.lloq:g}, dotted; the true level is below), blue the fitted curve; "
-                   "the title names a status other than converged.",
-                   "Grid of small log-scale panels, one per patient, each with sample points, BLQ triangles on the "
-                   "LLOQ line and a fitted rise-and-fall curve through them.", figures_dir)
+    from ..pk.model_plots import plot_fit_overview, plot_fits
+    from ..plots.style import publish, save_figure
+
+    n = len(fitter.ids_)
+    counts = fitter.summary["status"].value_counts()
+    statuses = "; ".join(f"{k} {v}" for k, v in counts.items())
+    if figures_dir:
+        fig = plot_fits(fitter, ncols=5).figure   # five panels a row: a title of two lines fits each
+        save_figure(fig, figures_dir, "kinetic_model_fits_all", tight=False)
+        plt.close(fig)
+    shown = f"{panels} patients at evenly spaced ranks of fit quality" if panels < n else "every patient"
+    every = " Every patient's fit: kinetic_model_fits_all (SVG, PNG) in the figures folder." if figures_dir else ""
+    return publish(plot_fit_overview(fitter, k=panels), "kinetic_model_fits",
+                   f"Kinetic-model fits of all {n} patients (statuses: {statuses}). Top: every fitted curve (blue) "
+                   "with every quantified sample (dots) and BLQ sample (open triangles at the LLOQ, dotted; the true "
+                   f"level is below). Below: {shown}, from the closest fit to the worst (RMS: root-mean-square "
+                   "standardised residual of the quantified samples; a status is named where the curve is not a "
+                   "fit). Log axes." + every,
+                   f"Top: a wide log–log panel of {n} overlaid rise-and-fall curves through a cloud of sample points, "
+                   "with open triangles on the LLOQ line. Below: a grid of small log–log panels, one per selected "
+                   "patient, each with its samples and fitted curve; the residual size grows from the first panel "
+                   "to the last.", figures_dir, tight=False)
 
 
 def gof_figure(fitter: KineticModelFitter, figures_dir: str = ""):

@@ -34,11 +34,13 @@ def by_mrd_cr(table: pd.DataFrame, column: str):
 def table3_keys(t3: pd.DataFrame) -> dict[str, Any]:
     """``pk.table3.ROW.LEVEL.stat`` and ``pk.table3.ROW.stat_p`` keys of the paper's Table 3."""
     out: dict[str, Any] = {}
-    for (row, level), r in t3.iterrows():
+    position = {c: i for i, c in enumerate(t3.columns)}
+    # rows of ``t3.values``: what ``iterrows`` gives (a common dtype), without a Series per row
+    for (row, level), r in zip(t3.index, t3.values):
         for stat in ("n", "cmax_median", "auc28_median", "tlast_median"):
-            out[f"pk.table3.{row}.{level}.{stat}"] = nan_to_none(r[stat])
+            out[f"pk.table3.{row}.{level}.{stat}"] = nan_to_none(r[position[stat]])
         for stat in ("cmax_p", "auc28_p", "tlast_p"):
-            out[f"pk.table3.{row}.{stat}"] = nan_to_none(r[stat])
+            out[f"pk.table3.{row}.{stat}"] = nan_to_none(r[position[stat]])
     return out
 
 
@@ -166,14 +168,17 @@ def plot_kinetics_correlations(table: pd.DataFrame, params: dict[str, Any]):
     """Scatter plots of Cmax and AUC0–28d against Tlast (log x) with r and p."""
     import matplotlib.pyplot as plt
 
-    from ..plots import plot_scatter_corr
+    from ..plots import FIGURE_WIDTH_IN, plot_scatter_corr
+    from ..plots.clinical import share_row
 
     corr = kinetics_correlations(table, method=params["corr_method"])
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.5), layout="constrained")
+    # the panels share the Tlast axis, labelled once on the left
+    fig, axes = plt.subplots(1, 2, figsize=(FIGURE_WIDTH_IN, 3.2), layout="constrained")
     for ax, col in zip(axes, ("cmax", "auc28")):
         plot_scatter_corr(table[col], table["tlast"], ax=ax, xlabel=f"{NCA_LABELS[col]} (log scale)",
                           ylabel=f"{NCA_LABELS['tlast']} (log scale)", r=corr.loc[col, "r"], p=corr.loc[col, "p"],
                           method=params["corr_method"], logx=True, logy=True)
+    share_row(axes)
     return fig
 
 

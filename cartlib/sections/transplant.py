@@ -41,7 +41,7 @@ def fixed_comparison(table: pd.DataFrame, endpoint: str):
 def os_start_stop(table: pd.DataFrame) -> pd.DataFrame:
     """OS in months as start/stop rows split at the HSCT day (patients with an OS time of 0 left out)."""
     # an OS time of 0 days is an empty (0, 0] interval, which start/stop data cannot hold (R's coxph drops it)
-    table = table[table["os_days"] > 0]
+    table = table.loc[table["os_days"] > 0, ["os_days", "os_event", "hsct_day"]]   # not every column's rows
     return tv.to_start_stop(months(table["os_days"]), table["os_event"], months(table["hsct_day"]))
 
 
@@ -96,8 +96,11 @@ def results(cohort, table: pd.DataFrame, params: dict[str, Any]) -> dict[str, An
         "transplant.hsct_min_mo": min_or_none(hsct),
         "transplant.hsct_max_mo": max_or_none(hsct),
     }
+    # each stratum with only the columns its comparisons read: slicing the wide table row by row
+    # for 5 strata x 2 groups cost more than the tests
+    needed = ["hsct_after", *[c for pair in ENDPOINTS.values() for c in pair], "crr_days", "crr_status"]
     for name, mask in strata(table, params).items():
-        out.update(_stratum_keys(name, table[mask], params))
+        out.update(_stratum_keys(name, table.loc[mask, needed], params))
     two_groups = table["hsct_after"].nunique() == 2
     gray = gray_test(months(table["crr_days"]), table["crr_status"], table["hsct_after"], cause=1) if two_groups else None
     out["transplant.cir_gray_p"] = nan_to_none(gray.p_value) if gray else None
@@ -132,12 +135,12 @@ def plot_strata(table: pd.DataFrame, params: dict[str, Any], endpoint: str = "os
     """KM of ``endpoint`` by HSCT within each tumour-burden stratum (the paper's Figure 1 layout)."""
     import matplotlib.pyplot as plt
 
-    from ..plots import plot_survival
+    from ..plots import FIGURE_WIDTH_IN, plot_survival
 
     days, event = ENDPOINTS[endpoint]
     groups = {k: v for k, v in strata(table, params).items() if k != "all"}
-    fig, axes = plt.subplots(2, 2, figsize=(13, 11), layout="constrained")
-    fig.get_layout_engine().set(h_pad=0.25, hspace=0.12)   # room for the at-risk rows
+    fig, axes = plt.subplots(2, 2, figsize=(FIGURE_WIDTH_IN, 6.6), layout="constrained")
+    fig.get_layout_engine().set(h_pad=0.12, hspace=0.06)   # room for the at-risk rows
     end = float(months(table[days]).max()) if len(table) else 1.0
     for ax, (name, mask) in zip(axes.ravel(), groups.items()):
         sub = table[mask]
@@ -145,10 +148,13 @@ def plot_strata(table: pd.DataFrame, params: dict[str, Any], endpoint: str = "os
                 for label, g in sub.groupby(hsct_groups(sub), sort=True)}
         fits = {k: fits[k] for k in ("HSCT", "no HSCT") if k in fits}   # same order and colours in every panel
         test, _ = hsct_comparison(sub, endpoint)
-        p_text = f", log-rank p {format_p(test.p_value)}" if test and pd.notna(test.p_value) else ""
+        # the p on a second line: a stratum's name and its p do not fit a half-width panel in one
+        p_text = f"\nlog-rank p {format_p(test.p_value)}" if test and pd.notna(test.p_value) else ""
         what = "Overall survival" if endpoint == "os" else "Leukaemia-free survival"
         plot_survival(fits, ax=ax, end=end, title=f"{endpoint.upper()}: {_title(name)}{p_text}",
                       ylabel=f"{what} probability", empty_reason="no patient in this stratum")
+    for ax in axes[:, 1]:
+        ax.set_ylabel("")   # the left column names the probability for its row
     return fig
 
 

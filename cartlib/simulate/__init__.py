@@ -3,8 +3,9 @@ analysed as the paper was, summarised as sampling distributions, power and sampl
 
 Public API: :func:`simulate` (``cartlib simulate``), :func:`power_grid` (``cartlib power``),
 :func:`load_scenario` and :class:`Scenario`, :func:`replicate_seed`, :func:`summarise`,
-:func:`model_check`, :data:`FINDINGS`. See docs/SIMULATION.md. The names are imported on first
-use, so that ``cartlib --help`` does not load Dask, pandas or pyarrow.
+:func:`model_check`, :data:`FINDINGS`; the bundled reference study of the unchanged model:
+:func:`reference_study`, :func:`reference_power`, :func:`reference_lesson`. See docs/SIMULATION.md.
+The names are imported on first use, so that ``cartlib --help`` does not load Dask, pandas or pyarrow.
 
 >>> from cartlib.simulate import replicate_seed
 >>> replicate_seed(0, 0) == replicate_seed(0, 0)
@@ -19,6 +20,8 @@ _HOME = {
     "StudySpec": "replicate", "replicate_seed": "replicate", "cohort_from_tables": "replicate",
     "Scenario": "scenario", "load_scenario": "scenario", "bundled_scenarios": "scenario",
     "summarise": "summary", "model_check": "summary", "wilson_interval": "summary",
+    "reference_study": "reference", "reference_power": "reference", "reference_lesson": "reference",
+    "ReferenceStudy": "reference", "ReferencePower": "reference",
 }
 __all__ = sorted(_HOME)
 

@@ -61,9 +61,12 @@ def plot_distributions(values: pd.DataFrame, summary: pd.DataFrame, keys: Sequen
     and the central 95 % shaded. Returns the figure."""
     import matplotlib.pyplot as plt
 
+    from ..plots.style import FIGURE_WIDTH_IN
+
     keys = [k for k in keys if k in values.columns]
     nrows = max(1, math.ceil(len(keys) / ncols))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(4.0 * ncols, 2.8 * nrows), squeeze=False)
+    # a journal's page width, whatever the number of columns
+    fig, axes = plt.subplots(nrows, ncols, figsize=(FIGURE_WIDTH_IN, 2.0 * nrows), squeeze=False)
     by_key = summary.set_index("key")
     for ax, key in zip(axes.flat, keys):
         data = values[key].dropna()
@@ -122,15 +125,42 @@ def lesson_table(summary: pd.DataFrame, alpha: float = 0.05) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["method", "key", "type-I error", "95 % CI", "not estimable"])
 
 
-def power_text_table(power: pd.DataFrame) -> pd.DataFrame:
-    """Power per finding (rows) and study size (columns) of one scenario, as fixed text.
+def power_text_table(power: pd.DataFrame, sample_size: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Power per finding (rows) and study size (columns), as fixed text: one block of columns per
+    scenario when there are several, each followed by the n for 80 % power when ``sample_size``
+    (of :func:`cartlib.simulate.power.sample_sizes`) is given.
 
     >>> p = pd.DataFrame({"scenario": "s", "n": [50, 100], "finding": "bca_on_lfs", "power": [0.25, 0.5]})
     >>> power_text_table(p).loc["bca_on_lfs"].tolist()
     ['0.25', '0.50']
+    >>> s = pd.DataFrame({"scenario": ["s"], "finding": ["bca_on_lfs"], "n_for_80_text": ["> 100"]})
+    >>> power_text_table(p, s).loc["bca_on_lfs"].tolist()
+    ['0.25', '0.50', '> 100']
     """
-    table = power.pivot_table(index="finding", columns="n", values="power", aggfunc="first")
-    return table.map(lambda v: _fmt(v, 2)).reindex([f for f in FINDINGS if f in table.index])
+    several = power["scenario"].nunique() > 1
+    blocks = []
+    for scenario, part in power.groupby("scenario", sort=False):
+        table = part.pivot_table(index="finding", columns="n", values="power", aggfunc="first").map(lambda v: _fmt(v, 2))
+        table.columns = [f"n={n}" for n in table.columns]
+        if sample_size is not None:
+            own = sample_size[sample_size["scenario"] == scenario].set_index("finding")["n_for_80_text"]
+            table["n for 80 %"] = own.reindex(table.index).fillna("")
+        if several:
+            table.columns = pd.MultiIndex.from_product([[str(scenario)], table.columns])
+        blocks.append(table)
+    table = pd.concat(blocks, axis=1)
+    return table.reindex([f for f in FINDINGS if f in table.index])
+
+
+def finding_labels(sample_size: pd.DataFrame) -> dict[str, str]:
+    """What each finding's short name stands for (the paper's test), in the order of the grid.
+
+    >>> s = pd.DataFrame({"finding": ["bca_on_lfs", "bca_on_lfs"], "what": ["BCA duration on LFS"] * 2})
+    >>> finding_labels(s)
+    {'bca_on_lfs': 'BCA duration on LFS'}
+    """
+    labels = dict(zip(sample_size["finding"], sample_size["what"]))
+    return {f: labels[f] for f in FINDINGS if f in labels}
 
 
 def sample_size_sentences(sample_size: pd.DataFrame, replicates: int) -> list[str]:

@@ -100,21 +100,36 @@ def mann_whitney(x, y) -> TwoSampleResult:
     """
     # one value in a group is enough for R's normal approximation (Table 3 has groups of 1-2)
     x, y, dropped, reason = _two_samples(x, y, minimum=1)
-    if reason is None and np.unique(np.r_[x, y]).size < 2:
+    xy = np.concatenate([x, y])
+    ranks, ties = _average_ranks(xy)
+    if reason is None and ties.size < 2:
         reason = "all values tied: the rank statistic has no variance"
     if reason:
         return TwoSampleResult(_NAN, _NAN, x.size, y.size, dropped, reason=reason)
     # scipy's mannwhitneyu(method="asymptotic", use_continuity=True) written out: the same sums
     # in the same order, without its per-call input handling (Table 3 calls this dozens of times)
     n1, n2 = x.size, y.size
-    xy = np.concatenate([x, y])
-    ties = np.unique(xy, return_counts=True)[1].astype(float)
-    u1 = stats.rankdata(xy)[:n1].sum() - n1 * (n1 + 1) / 2
+    u1 = ranks[:n1].sum() - n1 * (n1 + 1) / 2
     n = n1 + n2
     sd = np.sqrt(n1 * n2 / 12 * ((n + 1) - np.sum(ties ** 3 - ties) / (n * (n - 1))))
     z = (max(u1, n1 * n2 - u1) - n1 * n2 / 2 - 0.5) / sd
     p = float(np.clip(2 * special.ndtr(-z), 0.0, 1.0))
     return TwoSampleResult(float(u1), p, n1, n2, dropped)
+
+
+def _average_ranks(values):
+    """Ranks of ``values`` (ties get their average rank) and the size of each tie group in
+    sorted order: ``scipy.stats.rankdata(values)`` and ``np.unique(values, return_counts=True)[1]``
+    (as floats) in one sort, by scipy's own formula. Ranks are whole or half numbers, exact in
+    floating point, so their sums are the same whichever way they are computed."""
+    order = np.argsort(values, kind="mergesort")
+    ordered = values[order]
+    new_value = np.r_[values.size > 0, ordered[1:] != ordered[:-1]]
+    group = np.cumsum(new_value)
+    bounds = np.r_[np.flatnonzero(new_value), values.size]
+    ranks = np.empty(values.size)
+    ranks[order] = 0.5 * (bounds[group] + bounds[group - 1] + 1)
+    return ranks, np.diff(bounds).astype(float)
 
 
 def t_test(x, y, equal_var: bool = False, alpha: float = 0.05) -> TwoSampleResult:
@@ -149,7 +164,7 @@ def _nonempty(t):
     return t[t.sum(1) > 0][:, t.sum(0) > 0]
 
 
-def fisher_exact(table, alpha: float = 0.05, max_tables: float = 2e6) -> TableResult:
+def fisher_exact(table, alpha: float = 0.05, max_tables: float = 2e6, estimate: bool = True) -> TableResult:
     """Fisher's exact test = R ``fisher.test(table)``: 2x2 and r x c, two-sided.
 
     Two-sided p sums the probabilities (hypergeometric / multivariate hypergeometric
@@ -159,7 +174,9 @@ def fisher_exact(table, alpha: float = 0.05, max_tables: float = 2e6) -> TableRe
     them with ``uniroot``'s loose default tolerance, so its digits beyond ~1e-4 relative,
     and occasionally its CI bounds at 1e-3, differ; these are the exact roots).
     An r x c table whose enumeration would exceed about ``max_tables`` tables gets
-    p NaN with a ``reason`` (use ``chi_square``) rather than a long wait.
+    p NaN with a ``reason`` (use ``chi_square``) rather than a long wait. ``estimate=False``
+    skips the odds ratio and its CI (NaN) for a caller that needs only p: finding them takes
+    more than ten times as long as the p-value.
 
     >>> r = fisher_exact([[3, 1], [1, 3]])
     >>> round(r.p_value, 4), round(r.odds_ratio, 4), round(r.ci_lower, 4), round(r.ci_upper, 2)
@@ -171,6 +188,8 @@ def fisher_exact(table, alpha: float = 0.05, max_tables: float = 2e6) -> TableRe
         return TableResult(_NAN, reason="table has fewer than 2 non-empty rows or columns")
     if full.shape == (2, 2):
         p = stats.fisher_exact(t).pvalue
+        if not estimate:
+            return TableResult(float(p))
         est = odds_ratio(t, kind="conditional")
         ci = est.confidence_interval(1 - alpha)
         return TableResult(float(p), odds_ratio=float(est.statistic), ci_lower=float(ci.low), ci_upper=float(ci.high))
@@ -293,12 +312,12 @@ def correlation(x, y, method: str = "spearman", alpha: float = 0.05) -> Correlat
         res = stats.pearsonr(x, y)
         lo, hi = (res.confidence_interval(1 - alpha) if n >= 4 else (_NAN, _NAN))
         return CorrelationResult(float(res.statistic), float(res.pvalue), n, method, dropped, float(lo), float(hi))
-    rho = float(np.corrcoef(stats.rankdata(x), stats.rankdata(y))[0, 1])
+    rho = float(np.corrcoef(_average_ranks(x)[0], _average_ranks(y)[0])[0, 1])
     if abs(rho) >= 1:
         p = 0.0
     else:
         tstat = rho * np.sqrt((n - 2) / (1 - rho**2))
-        p = float(2 * stats.t.sf(abs(tstat), n - 2))
+        p = float(2 * special.stdtr(n - 2, -abs(tstat)))   # stats.t.sf, without its per-call checks
     return CorrelationResult(rho, p, n, method, dropped)
 
 

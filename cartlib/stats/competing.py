@@ -156,11 +156,10 @@ class CumulativeIncidence:
             sb, sa, cif = _aalen_johansen(n[0], d1[0], d2[0])
             var = _cif_variance(n[0], d1[0], d2[0], sb, sa, cif)
             shown = d1[0] > 0
-            tab = pd.DataFrame({"group": grp, "time": np.r_[0.0, times[shown]],
-                                "estimate": np.r_[0.0, cif[shown]], "variance": np.r_[0.0, var[shown]]})
-            tab["ci_lower"], tab["ci_upper"] = _confidence(tab.estimate.to_numpy(), tab.variance.to_numpy(),
-                                                           self.alpha, self.ci)
-            tables.append(tab)
+            estimate, variance = np.r_[0.0, cif[shown]], np.r_[0.0, var[shown]]
+            lower, upper = _confidence(estimate, variance, self.alpha, self.ci)
+            tables.append(pd.DataFrame({"group": grp, "time": np.r_[0.0, times[shown]], "estimate": estimate,
+                                        "variance": variance, "ci_lower": lower, "ci_upper": upper}))
             self._last_[grp] = tg.max()
             counts.append({"group": grp, "n": tg.size, "events": int((sg == cause).sum()),
                            "competing": int(((sg != 0) & (sg != cause)).sum()), "censored": int((sg == 0).sum())})
@@ -179,9 +178,11 @@ class CumulativeIncidence:
             raise ValueError(f"unknown group {group!r}")
         if t < 0 or t > self._last_[group]:
             return (np.nan,) * 4   # beyond follow-up the curve is not estimated (as timepoints gives NA)
-        tab = self.table_[self.table_.group == group]
-        row = tab.iloc[np.searchsorted(tab.time.to_numpy(), t, side="right") - 1]
-        return tuple(float(row[c]) for c in ("estimate", "variance", "ci_lower", "ci_upper"))
+        # arrays, not a frame filtered and a row taken (studies call this thousands of times)
+        mine = (self.table_["group"] == group).to_numpy()
+        row = np.searchsorted(self.table_["time"].to_numpy()[mine], t, side="right") - 1
+        return tuple(float(self.table_[c].to_numpy()[mine][row])
+                     for c in ("estimate", "variance", "ci_lower", "ci_upper"))
 
     def plot(self, ax=None, ci=True, **kwargs):
         """Step plot of each group's curve (with its CI band); returns the axes.

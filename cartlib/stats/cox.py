@@ -126,12 +126,13 @@ class CoxModel:
         missing = [c for c in [duration_col, event_col, *covariates] if c not in df.columns]
         if missing:
             raise ValueError(f"columns not in the data: {missing}")
-        self.dropped = all_missing_columns(df, covariates)
-        usable = [c for c in covariates if c not in self.dropped]
         # one float array, complete rows only (R's na.omit); built column by column, as selecting
         # from a wide analysis table would copy every column first
+        columns = {c: df[c].to_numpy(dtype=float, na_value=np.nan) for c in [duration_col, event_col, *covariates]}
+        self.dropped = all_missing_columns(columns, covariates)
+        usable = [c for c in covariates if c not in self.dropped]
         names = [duration_col, event_col, *usable]
-        values = np.column_stack([df[c].to_numpy(dtype=float, na_value=np.nan) for c in names])
+        values = np.column_stack([columns[c] for c in names])
         values = values[~np.isnan(values).any(axis=1)]
         self.data_ = pd.DataFrame(values, columns=names)
         self.covariates, self.duration_col, self.event_col = covariates, duration_col, event_col
@@ -142,7 +143,8 @@ class CoxModel:
         reason = "no events" if self.n_events == 0 else None
         if reason is None and usable:
             X = values[:, 2:]
-            self.fitted_covariates, aliased = estimable_columns(self.data_, usable,
+            # column-major, as the frame's to_numpy gives it (the same sums, to the last bit)
+            self.fitted_covariates, aliased = estimable_columns(np.asfortranarray(X), usable,
                                                                 efron_information_at_zero(t, e, X))
             self.dropped.update(aliased)
         if reason is None and not self.fitted_covariates:

@@ -32,18 +32,28 @@ _PART_OF_ALIAS = 1e-6
 DROPPED = "dropped from the model, as R does"
 
 
-def all_missing_columns(data: pd.DataFrame, columns) -> dict[str, str]:
-    """Columns of ``data`` missing in every row, with the reason they are left out of the model.
+def all_missing_columns(data, columns) -> dict[str, str]:
+    """Columns of ``data`` (a DataFrame, or a mapping name -> float array) missing in every row,
+    with the reason they are left out of the model.
 
     >>> all_missing_columns(pd.DataFrame({"a": [1, 2], "b": [None, None]}), ["a", "b"])
     {'b': 'b is missing for every patient in this cohort: dropped from the model (R would keep no rows)'}
     """
     return {c: f"{c} is missing for every patient in this cohort: dropped from the model (R would keep no rows)"
-            for c in columns if data[c].isna().all()}
+            for c in columns if _all_missing(data[c])}
 
 
-def estimable_columns(data: pd.DataFrame, columns, gram=None, tolerance: float = ALIAS_TOLERANCE):
+def _all_missing(column) -> bool:
+    if isinstance(column, np.ndarray):
+        return bool(np.isnan(column).all())
+    return bool(column.isna().all())
+
+
+def estimable_columns(data, columns, gram=None, tolerance: float = ALIAS_TOLERANCE):
     """Split ``columns`` into those a regression can estimate and those it must drop, in order.
+
+    ``data`` is a DataFrame, or a float array whose columns are ``columns`` (a fitter that
+    already holds its complete cases as an array passes that, column-major as a frame gives it).
 
     A column constant in ``data`` is dropped; so is one whose variance, given the columns kept
     before it, is below ``tolerance`` of its own (the earlier column wins, as R keeps the
@@ -64,7 +74,7 @@ def estimable_columns(data: pd.DataFrame, columns, gram=None, tolerance: float =
     'k is constant in this cohort: dropped from the model, as R does'
     """
     columns = list(columns)
-    values = data[columns].to_numpy(float)
+    values = np.asarray(data, float) if isinstance(data, np.ndarray) else data[columns].to_numpy(float)
     centred = values - values.mean(axis=0)
     spread = (centred ** 2).sum(axis=0)
     gram = centred.T @ centred if gram is None else np.asarray(gram, float)

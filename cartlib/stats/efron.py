@@ -80,6 +80,20 @@ class RiskSets:
     def n_features(self) -> int:
         return self.X.shape[1]
 
+    @property
+    def X(self) -> np.ndarray:
+        return self._X
+
+    @X.setter
+    def X(self, values) -> None:   # a fit standardises X after sorting: forget what was summed
+        self._X, self._dead_sum_of = values, None
+
+    def _dead_sum(self) -> np.ndarray:
+        """The covariates summed over the event rows (the same at every beta)."""
+        if self._dead_sum_of is None:
+            self._dead_sum_of = self.X[self.dead].sum(0)
+        return self._dead_sum_of
+
     def _sums(self, beta, shift):
         """eta, the shift, and per event time the risk-set sums and the tied events' sums of
         [w, w x, w x x'] (columns 0, 1..p, then p x p), w = exp(eta - shift)."""
@@ -104,6 +118,11 @@ class RiskSets:
         ``shift`` scales the weights by exp(-max eta) (cancels in every ratio; added back to the
         log-likelihood), as R does; lifelines does not.
         """
+        return self._expanded(beta, shift)
+
+    def _expanded(self, beta, shift: bool):
+        # the body of ``expanded`` for callers already inside np.errstate (a Newton iteration
+        # evaluates it a dozen times per fit, hundreds of fits per cohort)
         p = self.X.shape[1]
         eta, top, risk, tied = self._sums(beta, shift)
         g, frac = self.group, self.frac
@@ -126,15 +145,15 @@ class RiskSets:
         >>> round(ll, 6), g.round(6).tolist()   # R: loglik -1.791759
         (-1.791759, [-0.666667])
         """
-        _, means, second, loglik, _ = self.expanded(beta, shift)
-        gradient = self.X[self.dead].sum(0) - means.sum(0)
+        _, means, second, loglik, _ = self._expanded(beta, shift)
+        gradient = self._dead_sum() - means.sum(0)
         hessian = means.T @ means - second
         return hessian, gradient, loglik
 
     @_quiet
     def per_time(self, beta):
         """Per distinct event time: score (k, p) and information (k, p, p), and the log-likelihood."""
-        inv_r0, means, _, loglik, (s2, d2) = self.expanded(beta, shift=True)
+        inv_r0, means, _, loglik, (s2, d2) = self._expanded(beta, shift=True)
         g, frac = self.group, self.frac
         second = (s2[g] - frac[:, None, None] * d2[g]) * inv_r0[:, None, None]
         scores = np.add.reduceat(self.X[self.dead] - means, self.tie_start)
@@ -233,7 +252,8 @@ class _StepSizer:
         elif 15.0 > norm_of_delta > 5.0:
             self.size *= 0.25
             self.temper_back_up = True
-        decreasing = len(self.norms) >= 3 and bool(np.all(np.diff(self.norms[-3:]) < 0))
+        last = self.norms[-3:]   # np.diff(...) < 0 of three floats, without the arrays
+        decreasing = len(last) == 3 and last[1] - last[0] < 0 and last[2] - last[1] < 0
         if len(self.norms) >= 3 and not decreasing:
             self.size *= 0.98
         if decreasing:

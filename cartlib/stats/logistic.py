@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import special
 
 from .design import all_missing_columns, estimable_columns, with_dropped_rows
 from .screening import ScreenResult   # shared with the Cox screen
@@ -84,21 +84,35 @@ def newton_logit(y, X, maxiter: int = 100, tol: float = 1e-8, ridge: float = 1e-
 
 
 def _complete_cases(df: pd.DataFrame, outcome: str, covariates: list[str]):
-    missing = [c for c in [outcome, *covariates] if c not in df.columns]
+    """The model's columns as one float array (outcome first), complete rows only (R's na.omit),
+    and the number of rows dropped and the covariates missing for every patient.
+
+    Built column by column in NumPy: a screen fits a dozen one-covariate models on a wide
+    analysis table, and selecting and filtering data frames cost far more than the fits."""
+    names = [outcome, *covariates]
+    missing = [c for c in names if c not in df.columns]
     if missing:
         raise ValueError(f"columns not in the data: {missing}")
-    data = df[[outcome, *covariates]]
-    if not all(kind in "biuf" for kind in data.dtypes.map(lambda t: t.kind)):
-        data = data.apply(pd.to_numeric, errors="coerce")
-    bad = [c for c in data.columns if (data[c].isna() & df[c].notna()).any()]
+    columns, bad = [], []
+    for name in names:
+        column = df[name]
+        if column.dtype.kind not in "biuf":   # text or objects: numbers where they parse
+            numeric = pd.to_numeric(column, errors="coerce")
+            if (numeric.isna() & column.notna()).any():
+                bad.append(name)
+            column = numeric
+        columns.append(column.to_numpy(dtype=float, na_value=np.nan))
     if bad:
         raise ValueError(f"non-numeric values in {bad}")
-    empty = all_missing_columns(data, covariates)
-    kept = data.drop(columns=list(empty)).dropna()
-    y = kept[outcome]
-    if not y.isin([0, 1]).all():
+    empty = all_missing_columns(dict(zip(covariates, columns[1:])), covariates)
+    columns = [columns[0], *[v for c, v in zip(covariates, columns[1:]) if c not in empty]]
+    complete = ~np.isnan(columns).any(axis=0)
+    # column-major, as DataFrame.to_numpy lays a frame out: sums over rows then run in the
+    # order they ran on a frame, to the last bit
+    values = np.array([v[complete] for v in columns]).T
+    if not np.isin(values[:, 0], (0.0, 1.0)).all():
         raise ValueError(f"outcome {outcome!r} must be 0/1")
-    return kept, len(data) - len(kept), empty
+    return values, len(df) - len(values), empty
 
 
 class LogisticModel:
@@ -137,25 +151,27 @@ class LogisticModel:
 
     def fit(self, df: pd.DataFrame, outcome: str, covariates):
         covariates = [covariates] if isinstance(covariates, str) else list(covariates)
-        kept, self.n_dropped, self.dropped = _complete_cases(df, outcome, covariates)
-        self.outcome, self.covariates, self.n = outcome, covariates, len(kept)
+        values, self.n_dropped, self.dropped = _complete_cases(df, outcome, covariates)
+        self.outcome, self.covariates, self.n = outcome, covariates, len(values)
         self.fitted_covariates = [c for c in covariates if c not in self.dropped]
-        self.n_events = int(kept[outcome].sum())
+        position = {c: 1 + i for i, c in enumerate(self.fitted_covariates)}
+        y = values[:, 0]
+        self.n_events = int(y.sum())
         self.separation, self.reason, self.result_ = False, None, None
         if self.n_events in (0, self.n):
             return self._not_fitted("outcome constant")
         if self.fitted_covariates:
-            self.fitted_covariates, aliased = estimable_columns(kept, self.fitted_covariates)
+            self.fitted_covariates, aliased = estimable_columns(values[:, 1:], self.fitted_covariates)
             self.dropped.update(aliased)
         if not self.fitted_covariates:
             return self._not_fitted("no covariate can be estimated")
         if self.n <= len(self.fitted_covariates) + 1:
             return self._not_fitted("too few observations")
-        X = np.column_stack([np.ones(self.n), kept[self.fitted_covariates].to_numpy(float)])
+        X = np.column_stack([np.ones(self.n), values[:, [position[c] for c in self.fitted_covariates]]])
         if np.linalg.matrix_rank(X) < X.shape[1]:   # a safety net behind estimable_columns
             return self._not_fitted("covariates are collinear")
         try:
-            res = newton_logit(kept[outcome].to_numpy(float), X)
+            res = newton_logit(y, X)
         except np.linalg.LinAlgError:
             return self._not_fitted("information matrix singular (separation or collinearity)")
         self.result_ = res
@@ -173,32 +189,27 @@ class LogisticModel:
         return out
 
     def _table(self, res: NewtonFit):
-        index = pd.Index(self.fitted_covariates)
-        coef, se = pd.Series(res.params[1:], index=index), pd.Series(res.bse[1:], index=index)
+        # NumPy columns, one frame at the end (column by column a frame costs milliseconds)
+        coef, se = res.params[1:], res.bse[1:]
         fitted = res.fitted
         at_boundary = bool(np.any((fitted < _BOUNDARY) | (fitted > 1 - _BOUNDARY)))
         # a large intercept alone is legitimate (e.g. uncentred covariates); look at the covariates
-        diverging = bool(np.any((coef.abs() > _HUGE_COEF) | (se > _HUGE_SE)))
+        diverging = bool(np.any((np.abs(coef) > _HUGE_COEF) | (se > _HUGE_SE)))
         flagged, converged = res.perfect_prediction, res.converged
-        out = pd.DataFrame({"coef": coef, "se": se})
-        out.index.name = "covariate"
+        index = pd.Index(self.fitted_covariates, name="covariate")
         if flagged or not converged or (at_boundary and diverging):
             self.separation = True
             self.reason = ("complete or quasi-complete separation: fitted probabilities at 0/1, "
                            "no finite maximum likelihood estimate")
             if not converged and not (flagged or at_boundary):
                 self.separation, self.reason = False, "did not converge"
-            for col in _COLUMNS[2:]:
-                out[col] = np.nan
-            out["reason"] = self.reason
-            return out
-        z = stats.norm.ppf(1 - self.alpha / 2)
-        out["or"] = np.exp(coef)
-        out["or_lo"], out["or_hi"] = np.exp(coef - z * se), np.exp(coef + z * se)
-        out["z"] = coef / se
-        out["p"] = 2 * stats.norm.sf(np.abs(out["z"]))
-        out["reason"] = None
-        return out[[*_COLUMNS, "reason"]]
+            return pd.DataFrame({"coef": coef, "se": se, **dict.fromkeys(_COLUMNS[2:], np.nan),
+                                 "reason": self.reason}, index=index)
+        z = special.ndtri(1 - self.alpha / 2)   # stats.norm.ppf and .sf without their per-call checks
+        wald = coef / se
+        return pd.DataFrame({"coef": coef, "se": se, "or": np.exp(coef), "or_lo": np.exp(coef - z * se),
+                             "or_hi": np.exp(coef + z * se), "z": wald, "p": 2 * special.ndtr(-np.abs(wald)),
+                             "reason": None}, index=index)
 
 
 def logistic_screen(df: pd.DataFrame, outcome: str, covariates, screen_p: float = 0.2,
@@ -216,10 +227,9 @@ def logistic_screen(df: pd.DataFrame, outcome: str, covariates, screen_p: float 
     >>> res.table["p"].round(3).tolist()
     [0.122, 0.53]
     """
-    rows = []
-    for cov in ([covariates] if isinstance(covariates, str) else covariates):
-        m = LogisticModel(alpha).fit(df, outcome, [cov])
-        rows.append(m.summary.loc[[cov]].assign(n=m.n))
-    table = pd.concat(rows)
+    models = [LogisticModel(alpha).fit(df, outcome, [cov])
+              for cov in ([covariates] if isinstance(covariates, str) else covariates)]
+    table = pd.concat([m.summary for m in models])   # one row each: the model's only covariate
+    table["n"] = [m.n for m in models]
     selected = [c for c in table.index if table.loc[c, "p"] < screen_p]
     return ScreenResult(table, selected, screen_p)

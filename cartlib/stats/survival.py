@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import special, stats
 
 __all__ = ["KaplanMeier", "LogrankResult", "logrank_test", "median_followup", "plot_km", "at_risk"]
 
@@ -118,7 +118,7 @@ class KaplanMeier:
             terms = np.where(n_event > 0, n_event / (n_risk * (n_risk - n_event)), 0.0)
             se_log = np.sqrt(np.cumsum(terms))
             se = np.where(np.isfinite(se_log), se_log * surv, np.nan)
-        z = stats.norm.ppf(1 - self.alpha / 2)
+        z = special.ndtri(1 - self.alpha / 2)   # stats.norm.ppf without its per-call checks
         lower, upper = _confint(surv, se_log, self.ci, z)
         self.table_ = pd.DataFrame({
             "time": times, "n_risk": n_risk.astype(int), "n_event": n_event.astype(int),
@@ -154,8 +154,12 @@ class KaplanMeier:
         >>> KaplanMeier(ci="plain").fit([2, 3, 3, 8], [1, 0, 1, 0]).survival_at(5)[0]
         0.5
         """
-        row = self.summary_at([t]).iloc[0]
-        return float(row["survival"]), float(row["ci_lower"]), float(row["ci_upper"])
+        # summary_at's values for one time, read from the arrays (no one-row frame)
+        tab = self.table_
+        i = int(np.searchsorted(tab["time"].to_numpy(), float(t), side="right")) - 1
+        if i < 0:
+            return 1.0, 1.0, 1.0
+        return tuple(float(tab[col].to_numpy()[i]) for col in ("survival", "ci_lower", "ci_upper"))
 
     def at_risk(self, times) -> np.ndarray:
         """Numbers at risk #{T >= t} at ``times``.

@@ -1,0 +1,350 @@
+"""Executing notebooks with papermill in worker processes: in parallel, with progress, carrying on past failures.
+
+:func:`run_notebooks` runs a list of :class:`NotebookJob` (one spawned worker process per core,
+one kernel per notebook) and shows one progress bar over all their cells. A job marked
+``gated`` (the scorecard, which reads what the others recorded) is started after the others and
+overlaps their tail: its kernel starts and runs the notebook's own import statements while the
+last sections still run, then it waits until every other job has finished and the caller's
+``open_gate`` has run (e.g. written ``results.json``) before its first cell.
+
+The worker processes watch the main process (:mod:`cartlib.processes`) and, when it is gone or
+asks them to stop, kill their kernels and exit, so nothing keeps running after the run has ended.
+"""
+from __future__ import annotations
+
+import ast
+import importlib
+import importlib.util
+import multiprocessing as mp
+import os
+import queue as queue_module
+import re
+import sys
+import time
+import types
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import dataclass
+from typing import Any
+
+from .processes import end_with_parent, redirect_output
+
+ENGINE_NAME = "cartlib-progress"
+KERNEL_NAME = "python3"
+CELL_TIMEOUT_S = 1800
+KERNEL_START_TIMEOUT_S = 300  # a loaded 2-core machine can take a minute to start a kernel
+KERNEL_START_ATTEMPTS = 3
+
+
+def defer_iri_grammar() -> None:
+    """Make importing nbformat (and so papermill and nbconvert) about a second cheaper per process.
+
+    nbformat imports jsonschema, which imports ``rfc3987_syntax`` for its optional ``iri`` format
+    check, and that module compiles its grammar when imported (about 1 s of CPU in every process
+    that touches a notebook file: the main process and each worker). Nothing here checks that
+    format, so a stand-in module is registered that imports the real one on first use: jsonschema
+    behaves the same, the grammar is compiled only if ever needed. Does nothing when the package is
+    absent or already imported.
+    """
+    name = "rfc3987_syntax"
+    if name in sys.modules or importlib.util.find_spec(name) is None:
+        return
+    stand_in = types.ModuleType(name)
+
+    def real_module():
+        if sys.modules.get(name) is stand_in:
+            del sys.modules[name]
+        return importlib.import_module(name)
+
+    def is_valid_syntax(*args, **kwargs):
+        return real_module().is_valid_syntax(*args, **kwargs)
+
+    def other_attribute(attribute: str):
+        if attribute.startswith("__"):  # the import machinery's own questions (__path__, ...)
+            raise AttributeError(attribute)
+        return getattr(real_module(), attribute)
+
+    stand_in.is_valid_syntax = is_valid_syntax
+    stand_in.__getattr__ = other_attribute
+    sys.modules[name] = stand_in
+
+
+defer_iri_grammar()  # before anything imports nbformat: here, in the main process and in every worker
+
+
+@dataclass
+class NotebookJob:
+    """One notebook to execute: ``source`` into ``target`` with papermill ``parameters`` (None:
+    run as it is), working directory ``cwd``, the kernel's own stderr into ``log``.
+
+    ``warm_up`` is code run silently in the kernel as soon as it has started (it adds no output
+    and no execution count); ``gated`` holds the first cell until :func:`run_notebooks` opens the
+    gate.
+    """
+
+    name: str
+    source: str
+    target: str
+    parameters: dict[str, Any] | None
+    cwd: str
+    log: str | None = None
+    warm_up: str = ""
+    gated: bool = False
+
+
+@dataclass(frozen=True)
+class NotebookFailure:
+    """Where and how one notebook failed: its name, the 1-based cell (None if the notebook
+    never reached a cell), the error line and the traceback as plain text.
+
+    >>> str(NotebookFailure("03_pk", 3, 2, "RuntimeError: boom"))
+    'notebook 03_pk failed in cell 3 (execution count [2]): RuntimeError: boom'
+    """
+
+    notebook: str
+    cell: int | None
+    execution_count: int | None
+    error: str
+    traceback: str = ""
+
+    def __str__(self) -> str:
+        where = (f"in cell {self.cell} (execution count [{self.execution_count}])" if self.cell is not None
+                 else "before its first cell")
+        first_line = (self.error.strip().splitlines() or [""])[0]
+        return f"notebook {self.notebook} failed {where}: {first_line[:300]}"
+
+
+class NotebookFailed(RuntimeError):
+    """One or more notebooks raised an error; one line per failure names the notebook and cell.
+
+    ``failures`` lists them; ``out`` is the report folder written with the other sections
+    (None when no report was written).
+    """
+
+    def __init__(self, failures: list[NotebookFailure], out=None):
+        self.failures = list(failures)
+        self.out = out
+        super().__init__("\n".join(str(f) for f in self.failures))
+
+
+def leading_imports(path: str | os.PathLike) -> str:
+    """The import statements that open the notebook's first code cell after its parameters (the
+    cell that sets a notebook up), as code; "" when there are none or the cell is not plain Python.
+
+    >>> import nbformat, tempfile
+    >>> nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("import json\\nfrom os import path\\nx = 1")])
+    >>> with tempfile.NamedTemporaryFile("w", suffix=".ipynb", delete=False) as fh:
+    ...     nbformat.write(nb, fh)
+    >>> leading_imports(fh.name)
+    'import json\\nfrom os import path'
+    """
+    import nbformat
+
+    cells = [c for c in nbformat.read(path, as_version=4).cells
+             if c.cell_type == "code" and "parameters" not in c.metadata.get("tags", [])]
+    if not cells:
+        return ""
+    try:
+        statements = ast.parse(cells[0].source).body
+    except SyntaxError:  # IPython magics: leave the cell to the kernel
+        return ""
+    imports = []
+    for statement in statements:
+        if not isinstance(statement, (ast.Import, ast.ImportFrom)):
+            break
+        imports.append(ast.unparse(statement))
+    return "\n".join(imports)
+
+
+def count_code_cells(path: str | os.PathLike) -> int:
+    """How many code cells the notebook at ``path`` has."""
+    import nbformat
+
+    return sum(1 for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code")
+
+
+# in a worker: where finished cells are reported, the gate of gated jobs, and how long the last
+# job waited at it (set by _start_worker and _GatedClient)
+_progress_queue = None
+_gate = None
+_gate_wait_s = 0.0
+
+
+def _register_progress_engine(queue) -> None:
+    """A papermill engine that reports every finished cell on ``queue`` (papermill has no hook)
+    and runs a job's warm-up code and gate between the kernel's start and the first cell."""
+    import papermill.engines as engines
+    from papermill.clientwrap import PapermillNotebookClient
+    from papermill.utils import merge_kwargs, remove_args
+
+    class GatedClient(PapermillNotebookClient):
+        warm_up = ""
+        gated = False
+
+        def papermill_execute_cells(self):
+            global _gate_wait_s
+            if self.warm_up:
+                self.wait_for_reply(self.kc.execute(self.warm_up, silent=True, store_history=False,
+                                                    stop_on_error=False))
+            if self.gated and _gate is not None:
+                waited = time.perf_counter()
+                _gate.wait()
+                _gate_wait_s = time.perf_counter() - waited
+            return super().papermill_execute_cells()
+
+    class ProgressEngine(engines.NBClientEngine):
+        @classmethod
+        def execute_managed_notebook(cls, nb_man, kernel_name, log_output=False, stdout_file=None,
+                                     stderr_file=None, start_timeout=60, execution_timeout=None,
+                                     cartlib_name="", warm_up="", gated=False, **kwargs):
+            total = sum(1 for c in nb_man.nb.cells if c.cell_type == "code")
+            complete = nb_man.cell_complete
+
+            def cell_complete(cell, cell_index=None, **kw):
+                if queue is not None and cell.cell_type == "code":
+                    queue.put((cartlib_name, total))
+                return complete(cell, cell_index=cell_index, **kw)
+
+            nb_man.cell_complete = cell_complete
+            # as papermill's NBClientEngine does, with the client above and one change: a kernel whose
+            # notebook has ended is killed at once (its outputs are in the notebook; a graceful shutdown
+            # waits a second or more for the interpreter's teardown before the worker's next notebook)
+            kwargs = remove_args(["input_path", "timeout", "startup_timeout"], **kwargs)
+            client = GatedClient(nb_man, **merge_kwargs(
+                kwargs, timeout=execution_timeout, startup_timeout=start_timeout, kernel_name=kernel_name,
+                log=engines.logger, log_output=log_output, stdout_file=stdout_file, stderr_file=stderr_file,
+                shutdown_kernel="immediate"))
+            client.warm_up, client.gated = warm_up, gated
+            return client.execute()
+
+    engines.papermill_engines.register(ENGINE_NAME, ProgressEngine)
+
+
+def _start_worker(progress_queue, stop, gate, parent_pid: int) -> None:
+    """Pool initializer: report cells on ``progress_queue``; hold gated jobs at ``gate``; end
+    with the main process."""
+    global _progress_queue, _gate
+    _progress_queue, _gate = progress_queue, gate
+    end_with_parent(stop, parent_pid)
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def _execute(job: NotebookJob) -> tuple[str, float, NotebookFailure | None]:
+    """Worker: execute one notebook in its own kernel; a failure is returned, naming the cell.
+    The seconds returned leave out the time spent waiting at the gate."""
+    global _gate_wait_s
+    import papermill as pm
+    from papermill.exceptions import PapermillExecutionError
+
+    # the kernel inherits this; a caller's MPLBACKEND=Agg would leave every figure out of the report
+    os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
+    redirect_output(job.log)
+    _register_progress_engine(_progress_queue)
+    start, _gate_wait_s = time.perf_counter(), 0.0
+    failure = None
+    try:
+        for attempt in range(KERNEL_START_ATTEMPTS):
+            try:
+                pm.execute_notebook(
+                    job.source, job.target, parameters=job.parameters, engine_name=ENGINE_NAME,
+                    kernel_name=KERNEL_NAME, progress_bar=False, cwd=job.cwd, log_output=False,
+                    execution_timeout=CELL_TIMEOUT_S, start_timeout=KERNEL_START_TIMEOUT_S, cartlib_name=job.name,
+                    warm_up=job.warm_up, gated=job.gated,
+                )
+                break
+            except RuntimeError as exc:
+                # kernels started at the same moment can race for TCP ports; nothing has run yet
+                if "before replying to kernel_info" not in str(exc) or attempt == KERNEL_START_ATTEMPTS - 1:
+                    raise
+    except PapermillExecutionError as exc:
+        failure = NotebookFailure(job.name, exc.cell_index + 1, exc.exec_count, f"{exc.ename}: {exc.evalue}",
+                                  _ANSI.sub("", "\n".join(exc.traceback or [])))
+    except Exception as exc:  # the kernel died or never started: still one notebook's failure
+        failure = NotebookFailure(job.name, None, None, f"{type(exc).__name__}: {exc}")
+    return job.name, time.perf_counter() - start - _gate_wait_s, failure
+
+
+def run_notebooks(jobs: list[NotebookJob], workers: int | None = None, progress: bool = True,
+                  open_gate: Callable[[], None] | None = None) -> tuple[dict[str, float], list[NotebookFailure]]:
+    """Execute ``jobs`` in separate processes (spawned: kernels and zmq don't survive fork
+    well), showing one progress bar over all their cells, and carry on past failures.
+
+    Jobs are started in the given order, the ``gated`` ones last. Once every other job has
+    finished (or failed), ``open_gate()`` is called if given (e.g. to merge what they recorded),
+    and then the gated jobs go on from their warmed-up kernels to their first cell.
+
+    Returns seconds per notebook and the failures (sorted by notebook). When interrupted
+    (any exception, e.g. a signal turned into one), the workers are told to stop, kill their
+    kernels and exit before the exception goes on.
+    """
+    from tqdm.auto import tqdm
+
+    jobs = [j for j in jobs if not j.gated] + [j for j in jobs if j.gated]
+    workers = max(1, min(workers or os.cpu_count() or 1, len(jobs)))
+    ctx = mp.get_context("spawn")
+    # papermill adds one code cell (the injected parameters) when it is given parameters
+    totals = {j.name: count_code_cells(j.source) + (1 if j.parameters else 0) for j in jobs}
+    timings: dict[str, float] = {}
+    failures: list[NotebookFailure] = []
+    cells, stop, gate = ctx.Queue(), ctx.Event(), ctx.Event()
+    bar = tqdm(total=sum(totals.values()), desc="notebooks", unit="cell", disable=not progress,
+               file=sys.stderr, dynamic_ncols=True)
+    finished = False
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_start_worker,
+                               initargs=(cells, stop, gate, os.getpid()))
+    try:
+        futures = {pool.submit(_execute, job): job for job in jobs}
+        pending = set(futures)
+        ungated = {f for f, job in futures.items() if not job.gated}
+        while pending:
+            done, _ = wait(pending, timeout=0.1, return_when=FIRST_COMPLETED)
+            _show_progress(cells, bar)
+            for f in done:
+                try:
+                    name, seconds, failure = f.result()
+                except Exception as exc:  # the worker process itself died (e.g. out of memory)
+                    name, seconds = futures[f].name, 0.0
+                    failure = NotebookFailure(name, None, None, f"its process ended: {type(exc).__name__}: {exc}")
+                timings[name] = seconds
+                if failure is not None:
+                    failures.append(failure)
+            pending -= done
+            if not gate.is_set() and not (ungated & pending):
+                if open_gate is not None:
+                    open_gate()
+                gate.set()
+        _show_progress(cells, bar)
+        finished = True
+    except BaseException:
+        stop.set()  # every worker kills its kernel and exits; shutdown below then returns at once
+        raise
+    finally:
+        # after the last notebook, the idle workers end in the background (about a second of
+        # interpreter teardown each) while the caller goes on; when interrupted, wait for them
+        pool.shutdown(wait=not finished, cancel_futures=True)
+        bar.close()  # before anyone prints: a message must not share the bar's line
+        if not finished:
+            cells.close()
+    return timings, sorted(failures, key=lambda f: f.notebook)
+
+
+def _show_progress(cells, bar) -> None:
+    while True:
+        try:
+            name, _ = cells.get_nowait()
+        except queue_module.Empty:
+            return
+        bar.set_postfix_str(name)
+        bar.update(1)
+
+
+def execute_notebooks(jobs: list[NotebookJob], workers: int | None = None, progress: bool = True,
+                      open_gate: Callable[[], None] | None = None) -> dict[str, float]:
+    """:func:`run_notebooks`, raising :class:`NotebookFailed` if any notebook failed.
+    Returns seconds per notebook."""
+    timings, failures = run_notebooks(jobs, workers, progress, open_gate)
+    if failures:
+        raise NotebookFailed(failures)
+    return timings
