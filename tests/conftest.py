@@ -33,6 +33,17 @@ KERNEL_RUNS = ((("Haswell" if _has_avx2() else "Nehalem") if _X86 else None, "1"
                ("Prescott" if _X86 else None, "2"))
 
 
+def kernel_env(kernel: str | None, threads: str) -> dict[str, str]:
+    """The environment of a subprocess that runs this checkout under OpenBLAS ``kernel`` (None:
+    the machine's own) with ``threads`` threads."""
+    env = dict(os.environ, OPENBLAS_NUM_THREADS=threads,
+               PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
+    env.pop("OPENBLAS_CORETYPE", None)
+    if kernel is not None:
+        env["OPENBLAS_CORETYPE"] = kernel
+    return env
+
+
 def pytest_collection_modifyitems(items):
     """Every test that needs the rebuild (directly or through the fixtures below) is marked
     ``calibration``, so ``pytest -m "not calibration"`` skips the slow part."""
@@ -57,11 +68,7 @@ def calibration_runs(tmp_path_factory):
     procs, runs = [], []
     for k, (kernel, threads) in enumerate(KERNEL_RUNS):
         out = base / f"cohort_{kernel}_{threads}"
-        env = dict(os.environ, OPENBLAS_NUM_THREADS=threads,
-                   PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
-        env.pop("OPENBLAS_CORETYPE", None)
-        if kernel is not None:
-            env["OPENBLAS_CORETYPE"] = kernel
+        env = kernel_env(kernel, threads)
         cmd = [sys.executable, "-m", "calibration", "--out", str(out)]
         if k == 0:
             cmd += ["--stages", str(base / "stages.pkl")]

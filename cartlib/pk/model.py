@@ -26,6 +26,7 @@ from scipy.optimize import minimize_scalar
 from . import model_core as core
 from .model_quantities import quantities, quantity_jacobians
 from .nca import nca
+from .small_linalg import symmetric_eigen
 
 BLQ_METHODS = ("m3", "zero", "half_lloq", "drop")
 #: The fitted parameters, then the derived quantities, as columns of ``summary`` (each with ``_se``).
@@ -306,7 +307,7 @@ class KineticModelFitter:
             if not np.all(np.isfinite(H[j])):
                 reasons[i] = "the information matrix could not be computed"
                 continue
-            eig, vectors = np.linalg.eigh(H[j][np.ix_(free, free)]) if free.size else (np.ones(0), np.ones((0, 0)))
+            eig, vectors = symmetric_eigen(H[j][np.ix_(free, free)])
             if not np.all(np.isfinite(eig)):
                 reasons[i] = "the information matrix could not be computed"
                 continue
@@ -315,11 +316,11 @@ class KineticModelFitter:
             full[free] = vectors
             null = np.column_stack([np.eye(core.N_THETA)[:, at_bound], full[:, ~keep]])
             inner = full[:, keep]
-            cov[i] = (inner / eig[keep]) @ inner.T
+            cov[i] = np.einsum("ik,jk->ij", inner / eig[keep], inner)   # einsum, not @: no BLAS
             bad = {q for q, J in jac.items()
-                   if np.any(np.abs(J[j] @ null) > 1e-2 * max(abs(values[q][j]), 1e-300))}
-            loose = {q for q, J in jac.items() if q not in bad and
-                     np.sqrt(max(J[j] @ cov[i] @ J[j], 0.0)) > self._max_log_se * abs(values[q][j])}
+                   if np.any(np.abs(np.einsum("i,ik->k", J[j], null)) > 1e-2 * max(abs(values[q][j]), 1e-300))}
+            se = {q: np.sqrt(max(np.einsum("i,ij,j->", J[j], cov[i], J[j]), 0.0)) for q, J in jac.items()}
+            loose = {q for q in jac if q not in bad and se[q] > self._max_log_se * abs(values[q][j])}
             bad |= loose
             self.unidentified_[i] = bad
             if not converged[i]:

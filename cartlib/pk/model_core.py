@@ -20,6 +20,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.special import log_ndtr
 
+from .small_linalg import solve_positive_definite
+
 #: Order of the unconstrained coordinates.
 THETA = ("log_cmax", "tmax", "log_rho", "log_alpha_minus_beta", "logit_fb", "log_beta")
 N_THETA = len(THETA)
@@ -215,7 +217,8 @@ def levenberg_marquardt(theta, data, sigma, lo, hi, max_iter: int = 300, tol: fl
         H = np.einsum("nmi,nmj->nij", J, J)
         diag = np.maximum(np.einsum("nii->ni", H), 1e-12)
         A = H + damping_act[:, None, None] * diag[:, :, None] * eye
-        step = -np.linalg.solve(A + 1e-12 * eye, g[..., None])[..., 0]
+        step, _ = solve_positive_definite(A + 1e-12 * eye, -g)   # 0 where A is not positive definite:
+        #   the step fails, the damping grows and the next A is more diagonal
         trial = np.clip(theta_act + step, lo, hi)
         f_new = _neg_loglik_filled(trial, sub, sigma)
         better = np.isfinite(f_new) & (f_new < f_act)
