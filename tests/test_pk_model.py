@@ -283,3 +283,29 @@ def test_the_fit_is_the_same_under_every_blas_kernel():
         assert done.returncode == 0, done.stderr
         outputs.append(done.stdout)
     assert outputs[0] == outputs[1], "the kinetic fits differ between OpenBLAS kernels"
+
+
+def test_a_large_cohort_s_fit_page_draws_a_sample_and_skips_the_page_of_every_patient(tmp_path, monkeypatch):
+    """A 20,000-patient run once drew every fit as its own panel and every curve in the overlay
+    (23 GB, the kernel killed): beyond the limits the page samples and says so."""
+    import matplotlib.pyplot as plt
+
+    from cartlib.pk import model_plots
+    from cartlib.sections import kinetic_model
+
+    fit = KineticModelFitter().fit(generate_cohort(12, seed=4)["pk"], lloq=100.0)
+    monkeypatch.setattr(kinetic_model, "MAX_PANELS_ALL", 10)
+    monkeypatch.setattr(model_plots, "MAX_LINES", 5)
+    shown = kinetic_model.fits_figure(fit, str(tmp_path))
+    assert sorted(p.stem for p in tmp_path.iterdir()) == ["kinetic_model_fits", "kinetic_model_fits"]
+    assert "written for cohorts of up to 10 patients" in shown.caption
+    predicted = []
+    real_predict = fit.predict
+    monkeypatch.setattr(fit, "predict", lambda days, patients=None: predicted.append(len(patients))
+                        or real_predict(days, patients))
+    fig = model_plots.plot_fit_overview(fit, k=4)
+    assert predicted and max(predicted) <= 5 + 4   # only the curves drawn: the sample and the 4 panels
+    heading = " ".join(t.get_text() for t in fig.axes[0].texts)
+    assert "5 of 12 patients (a fixed sample)" in heading
+    assert len(fig.axes[0].collections[0].get_segments()) <= 5
+    plt.close(fig)

@@ -17,6 +17,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from ..plots.kinetics import MAX_LINES, sample_patients
 from ..plots.style import FIGURE_WIDTH_IN, MAX_HEIGHT_IN, OKABE_ITO, plain_log_ticks
 from . import model_core as core
 
@@ -109,14 +110,18 @@ class _Frame:
     """What every fit panel shares: the time grid, the fitted curves on it, the log axis limits
     and ticks, computed once for all patients."""
 
-    def __init__(self, fitter, end_day=None):
+    def __init__(self, fitter, end_day=None, patients=None):
         self.fitter, self.index = fitter, {uid: i for i, uid in enumerate(fitter.ids_)}
         last = max(end_day or float(np.nanmax(np.where(fitter.valid_, fitter.days_, np.nan), initial=1.0)), 1.0)
-        # every patient's Tmax joins the grid, so each curve's peak (a corner) is drawn exactly
-        tmax = core.natural(fitter.theta_.reshape(-1, core.N_THETA))["tmax"]
+        # the Tmax of every patient drawn joins the grid, so each curve's peak (a corner) is drawn
+        # exactly; only the patients drawn (``patients``, None: all): a grid of every Tmax of a
+        # 20,000-patient cohort, times 20,000 curves, would take tens of gigabytes
+        rows = (np.arange(len(fitter.ids_)) if patients is None
+                else np.sort([self.index[uid] for uid in set(patients)]).astype(int))
+        tmax = core.natural(fitter.theta_[rows].reshape(-1, core.N_THETA))["tmax"]
         tmax = tmax[np.isfinite(tmax) & (tmax > 0.5) & (tmax < last)]
         self.grid = np.unique(np.concatenate([np.geomspace(0.5, last, 300), tmax]))
-        self.curves = fitter.predict(self.grid)
+        self.curves = fitter.predict(self.grid, None if patients is None else fitter.ids_[rows])
         observed = np.exp(np.nanmax(np.where(fitter.valid_, fitter.log_conc_, np.nan), initial=0.0))
         top = max(observed, np.nanmax(self.curves.to_numpy(), initial=fitter.lloq), fitter.lloq)
         self.xlim, self.ylim = (0.4, last * 1.5), (fitter.lloq / 5, top * 3)
@@ -274,7 +279,7 @@ def plot_fits(fitter, patients=None, ncols: int = 6, axes=None, end_day: float |
         left, right, bottom, top = MARGINS_IN
         axes = fig.add_axes((left / w, bottom / h, 1 - (left + right) / w, 1 - (bottom + top) / h))
         _label_figure(fig, fitter.lloq)
-    frame = _Frame(fitter, end_day)
+    frame = _Frame(fitter, end_day, patients=ids)
     _Trellis(axes, frame, len(ids), ncols).draw(ids, notes)
     return axes
 
@@ -305,19 +310,24 @@ def plot_fit_overview(fitter, k: int = 12, ncols: int = 4, end_day: float | None
     left, right, bottom, top = MARGINS_IN
     width, grid_h = 1 - (left + right) / w, _row_height(nrows, above) * nrows
     ax = fig.add_axes((left / w, (bottom + grid_h + heading + labels) / h, width, height / h))
-    frame = _Frame(fitter, end_day)
-    curves = frame.curves.to_numpy()
+    f = fitter
+    # a large cohort's overlay draws a deterministic sample of patients (as the spaghetti plots do):
+    # tens of thousands of curves and points would be an unreadable blot and cost gigabytes
+    drawn = np.isin(np.asarray(f.ids_, dtype=object), list(sample_patients(f.ids_, MAX_LINES)))
+    frame = _Frame(fitter, end_day, patients=set(np.asarray(f.ids_)[drawn]) | set(chosen))
+    curves = frame.curves.loc[np.asarray(f.ids_)[drawn]].to_numpy()
     lines = [np.column_stack([frame.grid, c]) for c in curves if np.isfinite(c).all()]
     ax.add_collection(LineCollection(lines, colors=_FIT, linewidths=0.7, alpha=0.45, gid="fits"))
-    f = fitter
-    quantified, blq = f.valid_ & ~f.blq_, f.valid_ & f.blq_
+    quantified, blq = f.valid_ & ~f.blq_ & drawn[:, None], f.valid_ & f.blq_ & drawn[:, None]
     ax.plot(f.days_[quantified], np.exp(f.log_conc_[quantified]), "o", ms=2, alpha=0.5, color=_OBS, gid="observed")
     ax.plot(f.days_[blq], np.full(int(blq.sum()), f.lloq), "v", ms=3, mfc="none", mew=0.7, alpha=0.7, color=_BLQ,
             gid="BLQ")
     ax.axhline(f.lloq, color=OKABE_ITO["grey"], ls=":", lw=0.8, gid="lloq")
     frame.axes(ax)
     ax.set_xlabel("days after infusion (log scale)")
-    ax.text(0.0, 1.02, f"All {len(f.ids_)} patients: fitted curves ({len(lines)}) and samples", transform=ax.transAxes,
+    who = (f"All {len(f.ids_)} patients" if drawn.all()
+           else f"{int(drawn.sum()):,} of {len(f.ids_):,} patients (a fixed sample)")
+    ax.text(0.0, 1.02, f"{who}: fitted curves ({len(lines)}) and samples", transform=ax.transAxes,
             ha="left", va="bottom")
     grid = fig.add_axes((left / w, bottom / h, width, grid_h / h))
     quality = fit_quality(fitter)

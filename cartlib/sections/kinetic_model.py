@@ -238,6 +238,11 @@ def two_phase_figure(params: dict[str, Any], figures_dir: str = ""):
                    "dashed, persisting cells) that the total curve follows after about two months.", figures_dir)
 
 
+#: the largest cohort whose every fit is saved as one page of small multiples (beyond about 80
+#: panels a page of 9.4 in is too small to read)
+MAX_PANELS_ALL = 80
+
+
 def fits_figure(fitter: KineticModelFitter, figures_dir: str = "", panels: int = 12):
     """The fits on one page: every patient's fitted curve and samples overlaid, then ``panels``
     representative patients (evenly spaced in fit quality, best first; the rule of
@@ -251,12 +256,16 @@ def fits_figure(fitter: KineticModelFitter, figures_dir: str = "", panels: int =
     n = len(fitter.ids_)
     counts = fitter.summary["status"].value_counts()
     statuses = "; ".join(f"{k} {v}" for k, v in counts.items())
-    if figures_dir:
+    every = ""
+    if figures_dir and n <= MAX_PANELS_ALL:
         fig = plot_fits(fitter, ncols=5).figure   # five panels a row: a title of two lines fits each
         save_figure(fig, figures_dir, "kinetic_model_fits_all", tight=False)
         plt.close(fig)
+        every = " Every patient's fit: kinetic_model_fits_all (SVG, PNG) in the figures folder."
+    elif figures_dir:
+        every = (f" The page of every patient's fit is written for cohorts of up to {MAX_PANELS_ALL} patients "
+                 "(its panels would be too small to read); KineticModelFitter.plot_fits draws any subset.")
     shown = f"{panels} patients at evenly spaced ranks of fit quality" if panels < n else "every patient"
-    every = " Every patient's fit: kinetic_model_fits_all (SVG, PNG) in the figures folder." if figures_dir else ""
     return publish(plot_fit_overview(fitter, k=panels), "kinetic_model_fits",
                    f"Kinetic-model fits of all {n} patients (statuses: {statuses}). Top: every fitted curve (blue) "
                    "with every quantified sample (dots) and BLQ sample (open triangles at the LLOQ, dotted; the true "
