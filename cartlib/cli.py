@@ -19,10 +19,13 @@ from pathlib import Path
 
 from . import __version__
 from .errors import CohortError
+from .notebook_pool import NotebookFailed
 from .outdir import PathError, check_output, resolve_path, shown, staged_output
-from .params import SCHEMA, ParameterError, load_yaml, parse_set
 from .processes import Interrupted, termination_signals_raise
-from .runner import NotebookFailed, execute_in_place, run_suite
+
+# The analysis modules (and pandas with them) are imported inside the commands, not here: the
+# worker processes of `cartlib run` are spawned, and each imports this module again as its main
+# module before it executes a notebook; they need none of it.
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -74,6 +77,8 @@ def parameter_help(width: int = 92) -> str:
     >>> "km_ci = \\"plain\\"" in parameter_help()
     True
     """
+    from .params import SCHEMA
+
     lines = ["analysis parameters (set with --set KEY=VALUE or in a --params YAML file):"]
     for name, spec in SCHEMA.items():
         default = json.dumps(spec.default, ensure_ascii=False)
@@ -150,12 +155,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _read_params(path: str | None) -> dict:
+    from .params import load_yaml
+
     if path is None:
         return {}
     return load_yaml(resolve_path(path, "--params", must_exist=True))
 
 
 def _run(args) -> None:
+    from .params import parse_set
+    from .runner import run_suite
+
     values = _read_params(args.params)
     values.update(parse_set(args.set))
     if args.data is not None:
@@ -228,6 +238,12 @@ def _simulation(args) -> None:
     run_command(args)
 
 
+def _notebooks(args) -> None:
+    from .runner import execute_in_place
+
+    execute_in_place(args.names or None)
+
+
 def _os_error_line(exc: OSError) -> str:
     where = f": {shown(exc.filename)}" if exc.filename else ""
     hint = "; free some space and run again" if exc.errno == errno.ENOSPC else ""
@@ -236,12 +252,14 @@ def _os_error_line(exc: OSError) -> str:
 
 ATOMIC_WRITERS = {"run", "synth", "import-sdtm"}  # commands that write through cartlib.outdir.staged_output
 COMMANDS = {"run": _run, "validate": _validate, "synth": _synth, "init": _init, "template": _template,
-            "notebooks": lambda args: execute_in_place(args.names or None),
+            "notebooks": _notebooks,
             "simulate": _simulation, "power": _simulation, "import-sdtm": _import_sdtm}
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the ``cartlib`` command line; returns the exit status."""
+    from .params import ParameterError
+
     args = build_parser().parse_args(argv)
     prog = f"cartlib {args.command}"
     untouched = "; the output folder was left as it was" if args.command in ATOMIC_WRITERS else ""

@@ -1,11 +1,12 @@
 """Executing notebooks with papermill in worker processes: in parallel, with progress, carrying on past failures.
 
 :func:`run_notebooks` runs a list of :class:`NotebookJob` (one spawned worker process per core,
-one kernel per notebook) and shows one progress bar over all their cells. A job marked
-``gated`` (the scorecard, which reads what the others recorded) is started after the others and
-overlaps their tail: its kernel starts and runs the notebook's own import statements while the
-last sections still run, then it waits until every other job has finished and the caller's
-``open_gate`` has run (e.g. written ``results.json``) before its first cell.
+one kernel per notebook) and shows one progress bar over all their cells; :class:`NotebookPool`
+does the same with processes started before the jobs are ready. A job marked ``gated`` (the
+scorecard, which reads what the others recorded) gets a process of its own: its kernel starts
+and runs the notebook's own import statements beside the first jobs, then it waits until every
+other job has finished and the caller's ``open_gate`` has run (e.g. written ``results.json``)
+before its first cell.
 
 The worker processes watch the main process (:mod:`cartlib.processes`) and, when it is gone or
 asks them to stop, kill their kernels and exit, so nothing keeps running after the run has ended.
@@ -15,6 +16,7 @@ from __future__ import annotations
 import ast
 import importlib
 import importlib.util
+import json
 import multiprocessing as mp
 import os
 import queue as queue_module
@@ -34,6 +36,7 @@ KERNEL_NAME = "python3"
 CELL_TIMEOUT_S = 1800
 KERNEL_START_TIMEOUT_S = 300  # a loaded 2-core machine can take a minute to start a kernel
 KERNEL_START_ATTEMPTS = 3
+SAVE_EVERY_S = 30  # a running notebook's file is rewritten at most this often (and when it ends)
 
 
 def defer_iri_grammar() -> None:
@@ -127,6 +130,55 @@ class NotebookFailed(RuntimeError):
         super().__init__("\n".join(str(f) for f in self.failures))
 
 
+def code_cells(path: str | os.PathLike) -> list[tuple[str, list[str]]]:
+    """The code cells of the notebook at ``path``, as (source, tags), in order.
+
+    Read as the plain JSON of the notebook format (version 4): nbformat's reader also checks the
+    whole file against the format's schema, about a tenth of a second per notebook, which
+    ``cartlib run`` would spend in its main process, three times per notebook, before the first
+    kernel starts (papermill checks each notebook when it executes it).
+
+    >>> import nbformat, tempfile
+    >>> nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# A"), nbformat.v4.new_code_cell("x = 1")])
+    >>> with tempfile.NamedTemporaryFile("w", suffix=".ipynb", delete=False) as fh:
+    ...     nbformat.write(nb, fh)
+    >>> code_cells(fh.name)
+    [('x = 1', [])]
+    """
+    with open(path, encoding="utf-8") as fh:
+        cells = json.load(fh).get("cells", [])
+    out = []
+    for cell in cells:
+        if cell.get("cell_type") == "code":
+            source = cell.get("source", "")
+            out.append(("".join(source) if isinstance(source, list) else source,
+                        list(cell.get("metadata", {}).get("tags", []))))
+    return out
+
+
+def parameter_names(path: str | os.PathLike) -> set[str] | None:
+    """Names assigned in the notebook's cell tagged ``parameters`` (empty when it has none); None
+    when that cell is not plain Python (e.g. IPython magics), for papermill to read instead.
+
+    >>> import nbformat, tempfile
+    >>> cell = nbformat.v4.new_code_cell("data = None  # folder\\nlloq: float = 100.0", metadata={"tags": ["parameters"]})
+    >>> with tempfile.NamedTemporaryFile("w", suffix=".ipynb", delete=False) as fh:
+    ...     nbformat.write(nbformat.v4.new_notebook(cells=[cell]), fh)
+    >>> sorted(parameter_names(fh.name))
+    ['data', 'lloq']
+    """
+    for source, tags in code_cells(path):
+        if "parameters" in tags:
+            try:
+                statements = ast.parse(source).body
+            except SyntaxError:
+                return None
+            targets = [t for s in statements if isinstance(s, (ast.Assign, ast.AnnAssign))
+                       for t in (s.targets if isinstance(s, ast.Assign) else [s.target])]
+            return {t.id for t in targets if isinstance(t, ast.Name)}
+    return set()
+
+
 def leading_imports(path: str | os.PathLike) -> str:
     """The import statements that open the notebook's first code cell after its parameters (the
     cell that sets a notebook up), as code; "" when there are none or the cell is not plain Python.
@@ -138,14 +190,11 @@ def leading_imports(path: str | os.PathLike) -> str:
     >>> leading_imports(fh.name)
     'import json\\nfrom os import path'
     """
-    import nbformat
-
-    cells = [c for c in nbformat.read(path, as_version=4).cells
-             if c.cell_type == "code" and "parameters" not in c.metadata.get("tags", [])]
+    cells = [source for source, tags in code_cells(path) if "parameters" not in tags]
     if not cells:
         return ""
     try:
-        statements = ast.parse(cells[0].source).body
+        statements = ast.parse(cells[0]).body
     except SyntaxError:  # IPython magics: leave the cell to the kernel
         return ""
     imports = []
@@ -158,9 +207,7 @@ def leading_imports(path: str | os.PathLike) -> str:
 
 def count_code_cells(path: str | os.PathLike) -> int:
     """How many code cells the notebook at ``path`` has."""
-    import nbformat
-
-    return sum(1 for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code")
+    return len(code_cells(path))
 
 
 # in a worker: where finished cells are reported, the gate of gated jobs, and how long the last
@@ -215,17 +262,37 @@ def _register_progress_engine(queue) -> None:
                 log=engines.logger, log_output=log_output, stdout_file=stdout_file, stderr_file=stderr_file,
                 shutdown_kernel="immediate"))
             client.warm_up, client.gated = warm_up, gated
-            return client.execute()
+            # papermill writes the whole notebook (validated, images and all) before and after every
+            # cell, about a second of CPU per run spent on files nobody reads mid-run (they are in
+            # the run's hidden temporary folder); write it at most every SAVE_EVERY_S while it runs,
+            # and once when it ends (papermill's notebook_complete, also after a failure)
+            save = nb_man.save
+
+            def save_now_and_then(**kw):
+                if (nb_man.now() - nb_man.last_save_time).total_seconds() >= SAVE_EVERY_S:
+                    save(**kw)
+
+            nb_man.save = save_now_and_then
+            try:
+                return client.execute()
+            finally:
+                nb_man.save = save
 
     engines.papermill_engines.register(ENGINE_NAME, ProgressEngine)
 
 
 def _start_worker(progress_queue, stop, gate, parent_pid: int) -> None:
     """Pool initializer: report cells on ``progress_queue``; hold gated jobs at ``gate``; end
-    with the main process."""
+    with the main process; import papermill now (a pool started ahead of its jobs does this while
+    the main process still validates the cohort)."""
     global _progress_queue, _gate
     _progress_queue, _gate = progress_queue, gate
     end_with_parent(stop, parent_pid)
+    import papermill  # noqa: F401
+
+
+def _ready() -> None:
+    """A task that does nothing: submitted once per worker, it makes the pool start its processes."""
 
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
@@ -266,68 +333,110 @@ def _execute(job: NotebookJob) -> tuple[str, float, NotebookFailure | None]:
     return job.name, time.perf_counter() - start - _gate_wait_s, failure
 
 
+class NotebookPool:
+    """Worker processes for notebooks, started before their jobs are known.
+
+    ``workers`` processes execute the jobs; ``gated`` more each take one gated job at once, so
+    that its kernel starts and runs its warm-up (the notebook's imports) beside the first jobs
+    instead of after the last, then waits at the gate. The processes (spawned: kernels and zmq
+    don't survive fork well) start and import papermill as soon as the pool is made, so a
+    caller can make it first and prepare the jobs meanwhile (``cartlib run`` validates the cohort
+    while they start). :meth:`run` executes one list of jobs; leaving the ``with`` block ends the
+    processes: at once after a run, and after telling them to kill their kernels when an
+    exception (e.g. a signal turned into one) leaves it.
+
+    >>> with NotebookPool(workers=1) as pool:
+    ...     pool.run([], progress=False)
+    ({}, [])
+    """
+
+    def __init__(self, workers: int | None = None, gated: int = 0):
+        self.workers, self.gated = max(1, workers or os.cpu_count() or 1), max(0, gated)
+        ctx = mp.get_context("spawn")
+        self._cells, self._stop, self._gate = ctx.Queue(), ctx.Event(), ctx.Event()
+        self._finished, self._jobs_run = False, 0
+        size = self.workers + self.gated
+        self._executor = ProcessPoolExecutor(max_workers=size, mp_context=ctx, initializer=_start_worker,
+                                             initargs=(self._cells, self._stop, self._gate, os.getpid()))
+        for _ in range(size):  # one process is started per task waiting for a free one
+            self._executor.submit(_ready)
+
+    def __enter__(self) -> "NotebookPool":
+        return self
+
+    def __exit__(self, kind, value, traceback) -> None:
+        if kind is not None:
+            self._stop.set()  # every worker kills its kernel and exits; shutdown below then returns at once
+        # after the last notebook, the idle workers end in the background (a fraction of a second
+        # of interpreter teardown each) while the caller goes on; when interrupted, wait for them,
+        # and also when some process may not have had a job: it may still be starting, and would
+        # fail noisily if this process ended first
+        busy = self._jobs_run >= self.workers + self.gated
+        self._executor.shutdown(wait=kind is not None or not busy, cancel_futures=True)
+        if kind is not None:
+            self._cells.close()
+
+    def run(self, jobs: list[NotebookJob], progress: bool = True,
+            open_gate: Callable[[], None] | None = None) -> tuple[dict[str, float], list[NotebookFailure]]:
+        """Execute ``jobs``, showing one progress bar over all their cells, and carry on past failures.
+
+        Jobs are started in the given order, the ``gated`` ones first when the pool has a
+        process for each of them (else last). Once every other job has finished (or failed),
+        ``open_gate()`` is called if given (e.g. to merge what they recorded), and then the
+        gated jobs go on from their warmed-up kernels to their first cell. Returns seconds per
+        notebook and the failures (sorted by notebook). Once per pool.
+        """
+        from tqdm.auto import tqdm
+
+        if self._finished:
+            raise RuntimeError("a NotebookPool runs one list of jobs")
+        gated, ungated = [j for j in jobs if j.gated], [j for j in jobs if not j.gated]
+        # a gated job holds its process at the gate: first only when it has a process of its own
+        jobs = gated + ungated if 0 < len(gated) <= self.gated else ungated + gated
+        # papermill adds one code cell (the injected parameters) when it is given parameters
+        totals = {j.name: count_code_cells(j.source) + (1 if j.parameters else 0) for j in jobs}
+        timings: dict[str, float] = {}
+        failures: list[NotebookFailure] = []
+        bar = tqdm(total=sum(totals.values()), desc="notebooks", unit="cell", disable=not progress,
+                   file=sys.stderr, dynamic_ncols=True)
+        try:
+            futures = {self._executor.submit(_execute, job): job for job in jobs}
+            pending = set(futures)
+            ungated = {f for f, job in futures.items() if not job.gated}
+            while pending:
+                done, _ = wait(pending, timeout=0.1, return_when=FIRST_COMPLETED)
+                _show_progress(self._cells, bar)
+                for f in done:
+                    try:
+                        name, seconds, failure = f.result()
+                    except Exception as exc:  # the worker process itself died (e.g. out of memory)
+                        name, seconds = futures[f].name, 0.0
+                        failure = NotebookFailure(name, None, None, f"its process ended: {type(exc).__name__}: {exc}")
+                    timings[name] = seconds
+                    if failure is not None:
+                        failures.append(failure)
+                pending -= done
+                if not self._gate.is_set() and not (ungated & pending):
+                    if open_gate is not None:
+                        open_gate()
+                    self._gate.set()
+            _show_progress(self._cells, bar)
+            self._finished, self._jobs_run = True, len(jobs)
+        finally:
+            bar.close()  # before anyone prints: a message must not share the bar's line
+        return timings, sorted(failures, key=lambda f: f.notebook)
+
+
 def run_notebooks(jobs: list[NotebookJob], workers: int | None = None, progress: bool = True,
                   open_gate: Callable[[], None] | None = None) -> tuple[dict[str, float], list[NotebookFailure]]:
-    """Execute ``jobs`` in separate processes (spawned: kernels and zmq don't survive fork
-    well), showing one progress bar over all their cells, and carry on past failures.
-
-    Jobs are started in the given order, the ``gated`` ones last. Once every other job has
-    finished (or failed), ``open_gate()`` is called if given (e.g. to merge what they recorded),
-    and then the gated jobs go on from their warmed-up kernels to their first cell.
-
-    Returns seconds per notebook and the failures (sorted by notebook). When interrupted
-    (any exception, e.g. a signal turned into one), the workers are told to stop, kill their
-    kernels and exit before the exception goes on.
+    """Execute ``jobs`` in a :class:`NotebookPool` of ``workers`` processes (at most one per job;
+    default: one per core) and one more per gated job: :meth:`NotebookPool.run`, which says how. When interrupted (any
+    exception, e.g. a signal turned into one), the workers are told to stop, kill their kernels
+    and exit before the exception goes on.
     """
-    from tqdm.auto import tqdm
-
-    jobs = [j for j in jobs if not j.gated] + [j for j in jobs if j.gated]
-    workers = max(1, min(workers or os.cpu_count() or 1, len(jobs)))
-    ctx = mp.get_context("spawn")
-    # papermill adds one code cell (the injected parameters) when it is given parameters
-    totals = {j.name: count_code_cells(j.source) + (1 if j.parameters else 0) for j in jobs}
-    timings: dict[str, float] = {}
-    failures: list[NotebookFailure] = []
-    cells, stop, gate = ctx.Queue(), ctx.Event(), ctx.Event()
-    bar = tqdm(total=sum(totals.values()), desc="notebooks", unit="cell", disable=not progress,
-               file=sys.stderr, dynamic_ncols=True)
-    finished = False
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_start_worker,
-                               initargs=(cells, stop, gate, os.getpid()))
-    try:
-        futures = {pool.submit(_execute, job): job for job in jobs}
-        pending = set(futures)
-        ungated = {f for f, job in futures.items() if not job.gated}
-        while pending:
-            done, _ = wait(pending, timeout=0.1, return_when=FIRST_COMPLETED)
-            _show_progress(cells, bar)
-            for f in done:
-                try:
-                    name, seconds, failure = f.result()
-                except Exception as exc:  # the worker process itself died (e.g. out of memory)
-                    name, seconds = futures[f].name, 0.0
-                    failure = NotebookFailure(name, None, None, f"its process ended: {type(exc).__name__}: {exc}")
-                timings[name] = seconds
-                if failure is not None:
-                    failures.append(failure)
-            pending -= done
-            if not gate.is_set() and not (ungated & pending):
-                if open_gate is not None:
-                    open_gate()
-                gate.set()
-        _show_progress(cells, bar)
-        finished = True
-    except BaseException:
-        stop.set()  # every worker kills its kernel and exits; shutdown below then returns at once
-        raise
-    finally:
-        # after the last notebook, the idle workers end in the background (about a second of
-        # interpreter teardown each) while the caller goes on; when interrupted, wait for them
-        pool.shutdown(wait=not finished, cancel_futures=True)
-        bar.close()  # before anyone prints: a message must not share the bar's line
-        if not finished:
-            cells.close()
-    return timings, sorted(failures, key=lambda f: f.notebook)
+    gated = sum(1 for j in jobs if j.gated)
+    with NotebookPool(min(workers or os.cpu_count() or 1, max(len(jobs) - gated, 1)), gated) as pool:
+        return pool.run(jobs, progress, open_gate)
 
 
 def _show_progress(cells, bar) -> None:

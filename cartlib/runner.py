@@ -4,8 +4,9 @@
 number of cores at once, :mod:`cartlib.notebook_pool`), merges their results keys into
 ``results.json``, runs the scorecard notebook on it, builds ``report.html`` and
 ``manifest.json``, and moves the finished folder into place only at the end (the folder rules
-are in :mod:`cartlib.outdir`). The scorecard's kernel starts, and runs the notebook's imports,
-while the last sections still run; its first cell waits for ``results.json``.
+are in :mod:`cartlib.outdir`). The worker processes start while the cohort is validated; the
+scorecard's kernel starts, and runs the notebook's imports, in a process of its own beside the
+first sections; its first cell waits for ``results.json``.
 
 A notebook that fails does not stop the others: the report is written with a page naming
 the failed notebook, cell and error in its place, and :class:`NotebookFailed` is raised
@@ -28,8 +29,8 @@ from typing import Any
 
 from . import __version__
 from .analysis import DEFAULT_COHORT
-from .notebook_pool import (NotebookFailed, NotebookFailure, NotebookJob, execute_notebooks, leading_imports,
-                            run_notebooks)
+from .notebook_pool import (NotebookFailed, NotebookFailure, NotebookJob, NotebookPool, execute_notebooks,
+                            leading_imports, parameter_names, run_notebooks)
 from .outdir import check_output, resolve_path, staged_output
 from .params import resolve
 from .results import dumps, merge
@@ -39,9 +40,10 @@ __all__ = ["NOTEBOOKS", "SCORECARD", "SECTIONS", "NotebookFailed", "NotebookFail
            "package_versions", "previous_timings", "run_notebooks", "run_suite", "strip_volatile_metadata"]
 
 # notebooks run at once (all but 07_simulation record results keys); the scorecard reads the merged
-# results.json
-SECTIONS = ["00_cohort", "01_efficacy", "02_toxicity", "03_pk", "04_bca", "05_transplant", "07_simulation",
-            "08_kinetic_model"]
+# results.json. Listed longest first, as they usually take on the bundled cohort: a run with no
+# earlier timings to go by (see longest_first) then does not start a long notebook last
+SECTIONS = ["08_kinetic_model", "05_transplant", "01_efficacy", "02_toxicity", "03_pk", "07_simulation",
+            "00_cohort", "04_bca"]
 SCORECARD = "06_scorecard"
 NOTEBOOKS = sorted(SECTIONS + [SCORECARD])  # the report's order
 
@@ -56,9 +58,12 @@ def notebook_dir() -> Path:
 
 def notebook_parameters(path: Path) -> set[str]:
     """Names declared in a notebook's cell tagged ``parameters``."""
-    import papermill as pm
+    names = parameter_names(path)
+    if names is None:  # not plain Python: papermill's own reading
+        import papermill as pm
 
-    return set(pm.inspect_notebook(str(path)))
+        names = set(pm.inspect_notebook(str(path)))
+    return names
 
 
 def _sha256(path: Path) -> str:
@@ -107,18 +112,20 @@ def run_suite(out: str | os.PathLike, data: str | os.PathLike | None = None,
         params["data"] = str(source)
     inputs = [source, *protect]
     check_output(out, inputs=inputs, force=force)  # refuse a bad --out before the long work
-    cohort = load_cohort(source, lloq=params["lloq"])  # the run's one validation
-    with staged_output(out, inputs=inputs, force=force) as tmp:
-        # the notebooks read this typed snapshot instead of reading and validating again; the
-        # main process keeps only the fingerprint, not the cohort, while they run
-        snapshot_dir = tmp / ".snapshot"
-        snapshot_dir.mkdir()
-        snapshot, fingerprint = write_snapshot(cohort, snapshot_dir), cohort.fingerprint
-        del cohort
-        failures = _write_report(tmp, params, fingerprint, source, with_code, workers, progress,
-                                 snapshot, docx, previous_timings(out))
-        snapshot.unlink()
-        snapshot_dir.rmdir()
+    # the worker processes start (and import papermill) while the cohort is validated
+    with NotebookPool(min(workers or os.cpu_count() or 1, len(SECTIONS)), gated=1) as pool:  # 1: the scorecard
+        cohort = load_cohort(source, lloq=params["lloq"])  # the run's one validation
+        with staged_output(out, inputs=inputs, force=force) as tmp:
+            # the notebooks read this typed snapshot instead of reading and validating again; the
+            # main process keeps only the fingerprint, not the cohort, while they run
+            snapshot_dir = tmp / ".snapshot"
+            snapshot_dir.mkdir()
+            snapshot, fingerprint = write_snapshot(cohort, snapshot_dir), cohort.fingerprint
+            del cohort
+            failures = _write_report(tmp, params, fingerprint, source, with_code, pool, progress,
+                                     snapshot, docx, previous_timings(out))
+            snapshot.unlink()
+            snapshot_dir.rmdir()
     out = Path(out).resolve()
     if failures:
         raise NotebookFailed(failures, out)
@@ -145,13 +152,10 @@ def longest_first(names: list[str], seconds: dict[str, float]) -> list[str]:
 
 
 def _write_report(tmp: Path, params: dict[str, Any], fingerprint: str, source: Path, with_code: bool,
-                  workers: int | None, progress: bool, snapshot: Path, docx: bool = False,
+                  pool: NotebookPool, progress: bool, snapshot: Path, docx: bool = False,
                   expected_s: dict[str, float] | None = None) -> list[NotebookFailure]:
-    """Execute the notebooks into ``tmp`` (the sections reading the cohort ``snapshot``) and
-    write results, manifest and report there."""
-    from .io import input_files
-    from .report import build_report, prepare_report
-
+    """Execute the notebooks in ``pool`` into ``tmp`` (the sections reading the cohort ``snapshot``)
+    and write results, manifest and report there."""
     started = time.perf_counter()
     nb_dir, res_dir, log_dir, fig_dir = tmp / "notebooks", tmp / ".sections", tmp / "logs", tmp / "figures"
     for folder in (nb_dir, res_dir, log_dir, fig_dir):
@@ -165,22 +169,29 @@ def _write_report(tmp: Path, params: dict[str, Any], fingerprint: str, source: P
                            {k: v for k, v in given.items() if k in declared}, str(tmp), str(log_dir / f"{name}.log"))
 
     scorecard = job(SCORECARD, {"results_json": str(tmp / "results.json")})
-    # its kernel starts and imports while the last sections run; its first cell waits for results.json
+    # its kernel starts and imports beside the first sections; its first cell waits for results.json
     scorecard.warm_up, scorecard.gated = leading_imports(scorecard.source), True
     results: dict[str, Any] = {}
-    # the report's templates compile while the scorecard runs
-    preparing = threading.Thread(target=prepare_report, args=(with_code,), name="cartlib-report", daemon=True)
+    preparing: list[threading.Thread] = []
 
     def write_results() -> None:
         results.update(merge(sorted(res_dir.glob("*.json"))))
         (tmp / "results.json").write_text(dumps(results), encoding="utf-8")
-        preparing.start()
+        # the report's modules import and its templates compile while the scorecard runs (not
+        # before the first kernels start: the main process would delay them)
+        from .report import prepare_report
+
+        preparing.append(threading.Thread(target=prepare_report, args=(with_code,), name="cartlib-report", daemon=True))
+        preparing[0].start()
 
     sections = [job(n, {"results_path": str(res_dir / f"{n}.json"), "cohort_snapshot": str(snapshot)})
                 for n in longest_first(SECTIONS, expected_s or {})]
-    timings, failures = run_notebooks(sections + [scorecard], workers, progress, open_gate=write_results)
-    if preparing.ident is not None:
-        preparing.join()
+    timings, failures = pool.run(sections + [scorecard], progress, open_gate=write_results)
+    for thread in preparing:
+        thread.join()
+    from .io import input_files
+    from .report import build_report
+
     for leftover in res_dir.iterdir():
         leftover.unlink()
     res_dir.rmdir()

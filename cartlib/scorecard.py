@@ -14,6 +14,8 @@ shown with their reason, not scored. The rules behind the tolerances head paper.
 """
 from __future__ import annotations
 
+import copy
+import functools
 import math
 import re
 from pathlib import Path
@@ -29,11 +31,27 @@ PAPER_YAML = parameters_file("paper.yaml")
 
 
 def load_paper_figures(path: str | Path | None = None) -> list[dict[str, Any]]:
-    """The published figures, in the order paper.yaml lists them."""
+    """The published figures, in the order paper.yaml lists them (a fresh list of fresh dicts on
+    every call: the caller may change them).
+
+    >>> figures = load_paper_figures()
+    >>> figures[0]["value"] = -1
+    >>> load_paper_figures()[0]["value"] != -1
+    True
+    """
+    path = Path(path or PAPER_YAML)
+    stat = path.stat()
+    # parsed once per process and file version: the report, the headline and the scorecard
+    # each ask for it
+    return copy.deepcopy(_parsed_figures(str(path.resolve()), stat.st_mtime_ns, stat.st_size))
+
+
+@functools.lru_cache(maxsize=4)
+def _parsed_figures(path: str, mtime_ns: int, size: int) -> list[dict[str, Any]]:
     # libyaml's parser when present: the same safe constructor, seven times faster on this file,
     # which every notebook's kernel reads
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    data = yaml.load(Path(path or PAPER_YAML).read_text(encoding="utf-8"), Loader=loader)
+    data = yaml.load(Path(path).read_text(encoding="utf-8"), Loader=loader)
     figures = data["figures"] if isinstance(data, dict) else data
     for f in figures:
         missing = {"key", "value"} - set(f)

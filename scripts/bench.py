@@ -7,7 +7,7 @@
   with the same imports (the floor any run pays), as a ratio: one notebook per workbook
   notebook holding only the import statements that open its set-up cell, executed by the
   runner's own scheduler (the sections in parallel; the scorecard's kernel started, and its
-  imports run, during their tail, its cell after them);
+  imports run, in a process of its own beside them, its cell after them);
 * one replicate of a 50-patient study analysed at engine level: ``compute_results`` (no
   notebooks, no plots) on 20 fresh synthetic cohorts (``generate_cohort(50, seed)``, seeds
   1..20) in a warm process: the median process CPU time, judged against the target because it
@@ -45,7 +45,9 @@ from pathlib import Path
 import nbformat
 
 from cartlib.notebook_pool import NotebookJob, execute_notebooks, leading_imports
-from cartlib.runner import NOTEBOOKS, SCORECARD, notebook_dir
+
+# nothing heavier at the top of this module: the notebook workers are spawned, and each imports
+# its parent's main module (this file for the bare measurement; the light cartlib.cli for a run)
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / ".bench"
@@ -126,6 +128,8 @@ def measured(cmd: list[str]) -> tuple[float, int]:
 def bare_kernels(workers: int) -> float:
     """Seconds to execute, for each workbook notebook, a notebook of only the imports that open its
     set-up cell, scheduled as ``cartlib run`` schedules the real ones."""
+    from cartlib.runner import NOTEBOOKS, SCORECARD, notebook_dir
+
     with tempfile.TemporaryDirectory() as tmp:
         jobs = []
         for name in NOTEBOOKS:
@@ -136,7 +140,7 @@ def bare_kernels(workers: int) -> float:
             path = Path(tmp) / f"{name}.ipynb"
             nbformat.write(nb, path)
             job = NotebookJob(name, str(path), str(path), None, tmp, str(Path(tmp) / f"{name}.log"))
-            if name == SCORECARD:  # as the runner does: warmed up during the sections' tail, run after them
+            if name == SCORECARD:  # as the runner does: warmed up beside the sections, run after them
                 job.warm_up, job.gated = imports, True
             jobs.append(job)
         start = time.perf_counter()

@@ -367,3 +367,23 @@ def test_time_ticks_follow_the_data_and_the_axis_width():
     assert plots.time_ticks(8) == [0, 3, 6, 9]
     with pytest.raises(ValueError, match="unit"):
         plots.time_ticks(10, "weeks")
+
+
+def test_a_best_legend_is_exported_where_matplotlib_puts_it_and_left_best():
+    from cartlib.plots import style
+
+    fig, ax = plt.subplots(figsize=(4, 3))
+    ax.plot(range(10), label="rising")
+    ax.plot(range(10)[::-1], label="falling")
+    ax.plot([0, 9], [9, 9], label="top")
+    legend = ax.legend(loc="best")
+    fig.canvas.draw()
+    where = legend.get_window_extent().bounds
+    pinned = style._fix_best_legends(fig)
+    assert [leg for leg, _ in pinned] == [legend]
+    assert np.allclose(legend.get_window_extent().bounds, where), "pinned where 'best' put it"
+    for leg, loc in pinned:
+        leg.set_loc(loc)
+    style.render(fig)
+    assert legend._loc == 0, "render leaves the legend at 'best'"
+    plt.close(fig)

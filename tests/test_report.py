@@ -160,3 +160,33 @@ def test_a_run_saves_every_figure_as_svg_and_300_dpi_png(e2e_run):
     with Image.open(e2e_run / "figures" / "scorecard.png") as img:
         assert [round(d) for d in img.info["dpi"]] == [300, 300]
     assert (e2e_run / "figures" / "scorecard.svg").read_text(encoding="utf-8").lstrip().startswith("<?xml")
+
+
+def test_the_page_has_what_nbconvert_adds_for_accessibility_without_its_html_parser(tmp_path):
+    """render_page skips HTMLExporter's closing BeautifulSoup pass and adds the same attributes
+    itself: every tag and attribute equals the exporter's own page, and the exporter is left as
+    it was."""
+    from bs4 import BeautifulSoup
+    from nbconvert.exporters import html as exporter_module
+
+    from cartlib.report import PAGE_NAME, html_exporter, render_page
+
+    nb = nbformat.v4.new_notebook()
+    bare_image = nbformat.v4.new_output("display_data", data={"image/png": PNG})
+    described = nbformat.v4.new_output("display_data", data={"text/html": f'<img src="data:image/png;base64,{PNG}" '
+                                                                          'alt="a dot">'})
+    text = nbformat.v4.new_output("stream", name="stdout", text="42\n")
+    nb.cells = [nbformat.v4.new_markdown_cell("# Title\n\nSome *text*."),
+                nbformat.v4.new_code_cell("x", outputs=[bare_image, described, text], execution_count=1)]
+    original = exporter_module.BeautifulSoup
+    ours = render_page(nb, with_code=True)
+    assert exporter_module.BeautifulSoup is original
+    theirs, _ = html_exporter(True).from_notebook_node(nb, resources={"metadata": {"name": PAGE_NAME}})
+
+    def tags(page):
+        return [(t.name, sorted((k, " ".join(v) if isinstance(v, list) else v) for k, v in t.attrs.items()))
+                for t in BeautifulSoup(page, "html.parser").find_all(True)]
+
+    assert tags(ours) == tags(theirs)
+    assert ours.count('tabindex="0"') == theirs.count('tabindex="0"') >= 4
+    assert re.findall(r"<img\b[^>]*>", ours) and all("alt=" in tag for tag in re.findall(r"<img\b[^>]*>", ours))

@@ -124,3 +124,72 @@ def test_the_iri_grammar_is_compiled_only_when_a_format_check_needs_it():
             "print(v.is_valid('http://a b'), v.is_valid('http://example.org/ä'))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out == ["False", "False", "True"], out
+
+
+def test_a_gated_notebook_starts_its_kernel_beside_the_others_even_with_one_worker(tmp_path):
+    import datetime
+
+    import nbformat
+
+    from cartlib.notebook_pool import NotebookJob, run_notebooks
+    from fake_notebooks import write_notebook
+
+    write_notebook(tmp_path / "slow.ipynb", "import time\ntime.sleep(3)", "Slow")
+    write_notebook(tmp_path / "gated.ipynb", "print('after')", "Gated")
+    jobs = [NotebookJob("slow", str(tmp_path / "slow.ipynb"), str(tmp_path / "slow.out.ipynb"), None, str(tmp_path)),
+            NotebookJob("gated", str(tmp_path / "gated.ipynb"), str(tmp_path / "gated.out.ipynb"), None,
+                        str(tmp_path), warm_up="import json", gated=True)]
+    timings, failures = run_notebooks(jobs, workers=1, progress=False)
+    assert failures == []
+
+    def stamp(name, which):
+        text = nbformat.read(tmp_path / f"{name}.out.ipynb", as_version=4).metadata.papermill[which]
+        return datetime.datetime.fromisoformat(text)
+
+    assert stamp("gated", "start_time") < stamp("slow", "end_time"), "its kernel started while the other ran"
+    assert stamp("gated", "end_time") > stamp("slow", "end_time"), "its cells ran after the gate"
+
+
+def test_a_running_notebook_is_written_when_it_ends_not_around_every_cell(tmp_path, monkeypatch):
+    import nbformat
+    import papermill
+    import papermill.engines
+
+    from cartlib.notebook_pool import ENGINE_NAME, _register_progress_engine
+    from fake_notebooks import write_notebook
+
+    writes = []
+    real = papermill.engines.write_ipynb
+    monkeypatch.setattr(papermill.engines, "write_ipynb", lambda nb, path: (writes.append(path), real(nb, path)))
+    _register_progress_engine(None)
+    write_notebook(tmp_path / "many.ipynb", "x = 1", "Many")
+    nb = nbformat.read(tmp_path / "many.ipynb", as_version=4)
+    nb.cells += [nbformat.v4.new_code_cell(f"print({i})") for i in range(8)] + [nbformat.v4.new_code_cell("1 / 0")]
+    nbformat.write(nb, tmp_path / "many.ipynb")
+    with pytest.raises(papermill.PapermillExecutionError):
+        papermill.execute_notebook(str(tmp_path / "many.ipynb"), str(tmp_path / "out.ipynb"), engine_name=ENGINE_NAME,
+                                   kernel_name="python3", progress_bar=False, cwd=str(tmp_path))
+    assert len(writes) <= 3, f"{len(writes)} writes for 11 cells (papermill's own engine writes 24)"
+    cells = [c for c in nbformat.read(tmp_path / "out.ipynb", as_version=4).cells if c.cell_type == "code"]
+    assert [o["text"] for c in cells[2:10] for o in c.outputs] == [f"{i}\n" for i in range(8)]
+    assert cells[-1].outputs[-1]["ename"] == "ZeroDivisionError", "the failed notebook is saved with its error"
+
+
+def test_the_parameters_read_as_json_are_those_papermill_reads():
+    import papermill as pm
+
+    from cartlib.runner import NOTEBOOKS, notebook_dir, notebook_parameters
+
+    for name in NOTEBOOKS:
+        path = notebook_dir() / f"{name}.ipynb"
+        assert notebook_parameters(path) == set(pm.inspect_notebook(str(path))), name
+
+
+def test_the_command_module_imports_no_analysis_module():
+    """Every spawned notebook worker imports the command's module again; it must stay light."""
+    import subprocess
+    import sys
+
+    code = "import sys, cartlib.cli; print(sorted(m for m in ('pandas', 'cartlib.params', 'cartlib.runner') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "[]"

@@ -94,14 +94,15 @@ _FOREST_CELL_CHARS = 40   # what fits in the text column beside a forest plot of
 
 
 def _text_width_in(texts, weight: str = "normal") -> float:
-    """Width in inches of the widest of ``texts`` at the default font size (measured on the
-    glyph outlines, so no figure has to be drawn)."""
+    """Width in inches of the widest of ``texts`` at the default font size (the font's advance
+    widths, laid out as matplotlib lays out text, so no figure has to be drawn; building the
+    glyph outlines to measure them took thirty times as long)."""
     from matplotlib.font_manager import FontProperties
-    from matplotlib.textpath import TextPath
+    from matplotlib.textpath import text_to_path
 
     font = FontProperties(weight=weight)
-    widths = [TextPath((0, 0), t, prop=font).get_extents().width for t in texts if t]
-    return max(widths, default=0.0) / 72   # TextPath is in points at the font's size
+    widths = [text_to_path.get_text_width_height_descent(t, font, ismath=False)[0] for t in texts if t]
+    return max(widths, default=0.0) / 72   # in points at the font's size
 
 
 def _forest_cells(cells: pd.Series, reasons) -> tuple[list[str], str]:
