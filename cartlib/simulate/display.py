@@ -57,31 +57,62 @@ def distribution_table(summary: pd.DataFrame, keys: Sequence[str] = DISTRIBUTION
 
 def plot_distributions(values: pd.DataFrame, summary: pd.DataFrame, keys: Sequence[str] = DISTRIBUTION_KEYS,
                        ncols: int = 3):
-    """A histogram per key of its values over the replicates, the paper's value as a red line
-    and the central 95 % shaded. Returns the figure."""
+    """A histogram per key of its values over the replicates, the paper's value as a vertical
+    line and the central 95 % shaded. Returns the figure."""
     import matplotlib.pyplot as plt
 
-    from ..plots.style import FIGURE_WIDTH_IN
+    from ..plots.style import FIGURE_WIDTH_IN, OKABE_ITO
 
     keys = [k for k in keys if k in values.columns]
     nrows = max(1, math.ceil(len(keys) / ncols))
     # a journal's page width, whatever the number of columns
-    fig, axes = plt.subplots(nrows, ncols, figsize=(FIGURE_WIDTH_IN, 2.0 * nrows), squeeze=False)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(FIGURE_WIDTH_IN, 2.0 * nrows), squeeze=False,
+                             layout="constrained")
     by_key = summary.set_index("key")
     for ax, key in zip(axes.flat, keys):
         data = values[key].dropna()
-        ax.hist(data, bins=min(30, max(5, len(data) // 3)), color="#8da0cb", edgecolor="white")
+        ax.hist(data, bins=min(30, max(5, len(data) // 3)), color=OKABE_ITO["sky"], edgecolor="white")
         row = by_key.loc[key]
         if not pd.isna(row["p2_5"]):
-            ax.axvspan(row["p2_5"], row["p97_5"], color="grey", alpha=0.12, lw=0)
+            ax.axvspan(row["p2_5"], row["p97_5"], color="grey", alpha=0.12, lw=0, label="central 95 %")
         if not pd.isna(row["paper"]):
-            ax.axvline(row["paper"], color="#d62728", lw=2, label="paper")
+            ax.axvline(row["paper"], color=OKABE_ITO["vermillion"], lw=2, label="paper")
         ax.set_title(key, fontsize="small")
     for ax in list(axes.flat)[len(keys):]:
         ax.set_visible(False)
-    axes.flat[0].legend(fontsize="small")
-    fig.tight_layout()
+    for ax in axes[:, 0]:
+        ax.set_ylabel("studies")
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncol=2, fontsize="small")   # under the panels
     return fig
+
+
+def distribution_figure(values: pd.DataFrame, summary: pd.DataFrame, figures_dir: str = ""):
+    """:func:`plot_distributions`, captioned and published (file name ``simulation_distributions``)."""
+    from ..plots import publish
+
+    keys = [k for k in DISTRIBUTION_KEYS if k in values.columns]
+    caption = (f"The paper's headline estimates over {len(values):,} simulated studies: a histogram per "
+               "estimate, the central 95 % of the studies shaded and the paper's value as a vertical line.")
+    alt = (f"{len(keys)} histograms, one per estimate ({', '.join(keys)}); each shows how the estimate varies "
+           "between simulated repeats of the study, a grey band marks the central 95 % and a vertical line "
+           "the paper's value.")
+    return publish(plot_distributions(values, summary), "simulation_distributions", caption, alt, figures_dir)
+
+
+def power_figure(power: pd.DataFrame, figures_dir: str = ""):
+    """:func:`cartlib.simulate.power.plot_power`, captioned and published (``simulation_power``)."""
+    from ..plots import publish
+    from .power import plot_power
+
+    scenarios = sorted(power["scenario"].unique())
+    ns = sorted(power["n"].unique())
+    caption = (f"Power (share of simulated studies with p < 0.05) against the number of patients per study "
+               f"(n = {', '.join(str(n) for n in ns)}), one line per finding with its Wilson 95 % band, "
+               f"one panel per scenario ({', '.join(scenarios)}); the dashed line is 80 % power.")
+    alt = (f"{len(scenarios)} panels of power curves against study size on a log axis; each finding's power "
+           "rises with n, and the dashed line at 0.8 shows where a trial would have 80 % power.")
+    return publish(plot_power(power), "simulation_power", caption, alt, figures_dir)
 
 
 def outside_table(check: pd.DataFrame, feasible_only: bool = True) -> pd.DataFrame:

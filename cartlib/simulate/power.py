@@ -180,23 +180,32 @@ def power_grid(out: str | os.PathLike, ns: Sequence[int], scenarios: Sequence[Sc
 
 
 def plot_power(power: pd.DataFrame, ax=None):
-    """Power against n (log axis), one line per finding, with the Wilson 95 % band; one panel
-    per scenario when ``ax`` is None. Returns the figure."""
+    """Power against n (log axis), one line per finding (its own colour and marker), with the
+    Wilson 95 % band; one panel per scenario, side by side in a journal's page width, when
+    ``ax`` is None. Returns the figure."""
     import matplotlib.pyplot as plt
+
+    from ..plots.style import FIGURE_WIDTH_IN, OKABE_ITO
 
     scenarios = sorted(power["scenario"].unique())
     if ax is None:
-        fig, axes = plt.subplots(1, len(scenarios), figsize=(4.2 * len(scenarios), 3.6), squeeze=False,
-                                 sharey=True)
+        fig, axes = plt.subplots(1, len(scenarios), figsize=(FIGURE_WIDTH_IN, 3.2), squeeze=False, sharey=True,
+                                 layout="constrained")
         axes = list(axes[0])
     else:
         fig, axes = ax.figure, [ax] * len(scenarios)
+    # colour and marker shape per finding, the same in every panel (Okabe-Ito: distinguishable
+    # with the common colour-vision deficiencies; the shape tells them apart in grey print too)
+    findings = sorted(power["finding"].unique())
+    colours = [c for name, c in OKABE_ITO.items() if name not in ("black", "yellow", "grey")]
+    look = {f: (colours[i % len(colours)], "osD^v<>"[i % 7]) for i, f in enumerate(findings)}
     for axis, scenario in zip(axes, scenarios):
         part = power[power["scenario"] == scenario]
         for finding, group in part.groupby("finding", sort=True):
             group = group.sort_values("n")
-            line, = axis.plot(group["n"], group["power"], marker="o", label=finding)
-            axis.fill_between(group["n"], group["power_lo"], group["power_hi"], color=line.get_color(), alpha=0.15)
+            colour, marker = look[finding]
+            axis.plot(group["n"], group["power"], marker=marker, ms=4, color=colour, label=finding)
+            axis.fill_between(group["n"], group["power_lo"], group["power_hi"], color=colour, alpha=0.15, lw=0)
         axis.axhline(TARGET_POWER, color="grey", lw=0.8, ls="--")
         axis.set_xscale("log")
         axis.minorticks_off()   # only the grid's sizes are labelled
@@ -206,8 +215,11 @@ def plot_power(power: pd.DataFrame, ax=None):
         axis.set_xlabel("patients per study (n)")
         axis.set_title(scenario)
     axes[0].set_ylabel(f"power (p < {ALPHA:g})")
-    axes[-1].legend(fontsize="small", loc="best", framealpha=0.9)
-    fig.tight_layout()
+    handles, labels = axes[-1].get_legend_handles_labels()
+    if ax is None:   # under the panels, where it covers no curve
+        fig.legend(handles, labels, loc="outside lower center", ncol=3, fontsize="small")
+    else:
+        axes[-1].legend(fontsize="small", loc="best", framealpha=0.9)
     return fig
 
 
