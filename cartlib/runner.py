@@ -29,8 +29,9 @@ from typing import Any
 
 from . import __version__
 from .analysis import DEFAULT_COHORT
+from .notebook_files import leading_imports, parameter_names
 from .notebook_pool import (NotebookFailed, NotebookFailure, NotebookJob, NotebookPool, execute_notebooks,
-                            leading_imports, parameter_names, run_notebooks)
+                            run_notebooks)
 from .outdir import check_output, resolve_path, staged_output
 from .params import resolve
 from .results import dumps, merge

@@ -44,7 +44,8 @@ from pathlib import Path
 
 import nbformat
 
-from cartlib.notebook_pool import NotebookJob, execute_notebooks, leading_imports
+from cartlib.notebook_files import leading_imports
+from cartlib.notebook_pool import NotebookJob, execute_notebooks
 
 # nothing heavier at the top of this module: the notebook workers are spawned, and each imports
 # its parent's main module (this file for the bare measurement; the light cartlib.cli for a run)
