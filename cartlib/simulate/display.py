@@ -66,7 +66,7 @@ def plot_distributions(values: pd.DataFrame, summary: pd.DataFrame, keys: Sequen
     keys = [k for k in keys if k in values.columns]
     nrows = max(1, math.ceil(len(keys) / ncols))
     # a journal's page width, whatever the number of columns
-    fig, axes = plt.subplots(nrows, ncols, figsize=(FIGURE_WIDTH_IN, 2.0 * nrows), squeeze=False,
+    fig, axes = plt.subplots(nrows, ncols, figsize=(FIGURE_WIDTH_IN, 1.4 * nrows + 0.3), squeeze=False,
                              layout="constrained")
     by_key = summary.set_index("key")
     for ax, key in zip(axes.flat, keys):

@@ -189,7 +189,7 @@ def plot_power(power: pd.DataFrame, ax=None):
 
     scenarios = sorted(power["scenario"].unique())
     if ax is None:
-        fig, axes = plt.subplots(1, len(scenarios), figsize=(FIGURE_WIDTH_IN, 3.2), squeeze=False, sharey=True,
+        fig, axes = plt.subplots(1, len(scenarios), figsize=(FIGURE_WIDTH_IN, 2.5), squeeze=False, sharey=True,
                                  layout="constrained")
         axes = list(axes[0])
     else:
