@@ -295,7 +295,9 @@ def html_exporter(with_code: bool = False):
     made once per process: it compiles its templates on first use and keeps them."""
     from nbconvert import HTMLExporter
 
-    return HTMLExporter(template_name="lab", exclude_input=not with_code,
+    # optimistic_validation: the page's notebook is checked against the format once, after all of
+    # nbconvert's preprocessors, not after each of the twelve (a quarter of the page's time)
+    return HTMLExporter(template_name="lab", exclude_input=not with_code, optimistic_validation=True,
                         exclude_input_prompt=True, exclude_output_prompt=True)
 
 
