@@ -265,6 +265,8 @@ def combine_notebooks(paths: list[Path], manifest: dict[str, Any], failures: Seq
             combined.cells.append(cell)
     if results:
         combined.cells.append(html_cell(appendix_html(results, figures)))
+    for number, cell in enumerate(combined.cells):  # new cells get random ids: the same page, the same bytes
+        cell["id"] = f"cartlib-{number}"
     return combined
 
 

@@ -199,3 +199,14 @@ def test_every_image_of_a_run_has_its_own_alt_text(e2e_run):
     images = re.findall(r"<img\b[^>]*>", page)
     assert len(images) >= 20
     assert [i[:80] for i in images if "No description has been provided" in i or "alt=" not in i] == []
+
+
+def test_the_same_notebooks_give_the_same_page_byte_for_byte(tmp_path):
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_markdown_cell("# 1. A section"), nbformat.v4.new_code_cell("x", execution_count=1)]
+    nbformat.write(nb, tmp_path / "00_cohort.ipynb")
+    manifest = {"data": "bundled default cohort", "data_fingerprint": "ab" * 32, "cartlib": "0.1.0",
+                "parameters": {"km_ci": "plain"}, "failures": []}
+    pages = [build_report(tmp_path, tmp_path / f"report{i}.html", manifest, results={"cohort.n": 50}).read_bytes()
+             for i in range(2)]
+    assert pages[0] == pages[1]
