@@ -93,10 +93,9 @@ details.cartlib-collapsed > summary, .cartlib-appendix summary { cursor: pointer
 """
 
 
-def headline_html(results: dict[str, Any], with_paper: bool, figures: list[dict[str, Any]] | None = None) -> str:
+def headline_html(results: dict[str, Any], with_paper: bool) -> str:
     """The cohort in one line and the table of headline findings (this run; the paper and the
-    status when ``with_paper``), as HTML with every value escaped. ``figures``: the paper's
-    figures, if already loaded (default: read from ``paper.yaml``).
+    status when ``with_paper``), as HTML with every value escaped.
 
     >>> page = headline_html({"cohort.n": 50, "efficacy.cr_rate": 0.98}, with_paper=True)
     >>> "50 patients" in page and "98.0%" in page and "✓ matched" in page
@@ -104,7 +103,7 @@ def headline_html(results: dict[str, Any], with_paper: bool, figures: list[dict[
     """
     from .headline import STATUS_MARKS, cohort_line, headline_table
 
-    table = headline_table(results, with_paper=with_paper, figures=figures)
+    table = headline_table(results, with_paper=with_paper)
     head = "<th>Finding</th><th>This run (95% CI)</th>" + ("<th>Paper</th><th>Status</th>" if with_paper else "")
     rows = []
     for _, row in table.iterrows():
@@ -127,8 +126,7 @@ def headline_html(results: dict[str, Any], with_paper: bool, figures: list[dict[
             f"</thead><tbody>{''.join(rows)}</tbody></table></div>{legend}")
 
 
-def header_html(manifest: dict[str, Any], toc: list[tuple[str, str]], results: dict[str, Any] | None = None,
-                figures: list[dict[str, Any]] | None = None) -> str:
+def header_html(manifest: dict[str, Any], toc: list[tuple[str, str]], results: dict[str, Any] | None = None) -> str:
     """The page's opening: the cohort in one line and the headline findings (when ``results``
     are given; the paper's values only beside the bundled cohort), the contents, then the
     data, fingerprint, version and parameters of the run.
@@ -145,7 +143,7 @@ def header_html(manifest: dict[str, Any], toc: list[tuple[str, str]], results: d
     failed = manifest.get("failures") or []
     status = (f"<p><b>Incomplete run:</b> {len(failed)} notebook{'s' if len(failed) != 1 else ''} failed; "
               "their sections show the error.</p>" if failed else "")
-    headline = (headline_html(results, is_bundled_cohort(manifest.get("data_fingerprint")), figures)
+    headline = (headline_html(results, with_paper=is_bundled_cohort(manifest.get("data_fingerprint")))
                 if results else "")
     return (
         f"<style>{REPORT_CSS}</style>"
@@ -162,22 +160,20 @@ APPENDIX_ANCHOR = "appendix-keys"
 APPENDIX_TITLE = "Appendix: every results key"
 
 
-def appendix_html(results: dict[str, Any], figures: list[dict[str, Any]] | None = None) -> str:
+def appendix_html(results: dict[str, Any]) -> str:
     """Every results.json key by section, folded: the key, its label, this run's value and the
-    paper's where it has one (results.json stays the machine interface). ``figures``: the
-    paper's figures, if already loaded (default: read from ``paper.yaml`` once).
+    paper's where it has one (results.json stays the machine interface).
 
     >>> page = appendix_html({"cohort.n": 50, "bca.n": 48})
     >>> page.count("<details") == 2 and "patients, n" in page
     True
     """
-    from .scorecard import key_table, load_paper_figures
+    from .scorecard import key_table
 
-    figures = load_paper_figures() if figures is None else figures
     blocks = []
     for section in dict.fromkeys(k.split(".")[0] for k in results):
         values = {k: v for k, v in results.items() if k.split(".")[0] == section}
-        table = key_table(values, figures, labels=True).to_html(escape=True, border=0)
+        table = key_table(values, labels=True).to_html(escape=True, border=0)
         blocks.append(f"<details><summary>{_text(section)} ({len(values)} keys)</summary>{table}</details>")
     return (f'<div class="cartlib-appendix"><h1 id="{APPENDIX_ANCHOR}">{_text(APPENDIX_TITLE)}</h1>'
             "<p>The numbers of <code>results.json</code>, rounded to four significant digits (the file keeps ten), "
@@ -247,12 +243,7 @@ def combine_notebooks(paths: list[Path], manifest: dict[str, Any], failures: Seq
     first = next(iter(notebooks.values()), None)
     combined.metadata = first.metadata if first is not None else {}
     contents = toc + ([(APPENDIX_ANCHOR, APPENDIX_TITLE)] if results else [])
-    figures = None
-    if results:  # read once for the headline findings and the appendix
-        from .scorecard import load_paper_figures
-
-        figures = load_paper_figures()
-    combined.cells.append(html_cell(header_html(manifest, contents, results, figures)))
+    combined.cells.append(html_cell(header_html(manifest, contents, results)))
     for (anchor, title), name in zip(toc, order):
         combined.cells.append(html_cell(f'<a id="{_text(anchor)}"></a>'))
         if name in failed:
@@ -264,7 +255,7 @@ def combine_notebooks(paths: list[Path], manifest: dict[str, Any], failures: Seq
                 continue  # shown once, in the header
             combined.cells.append(cell)
     if results:
-        combined.cells.append(html_cell(appendix_html(results, figures)))
+        combined.cells.append(html_cell(appendix_html(results)))
     for number, cell in enumerate(combined.cells):  # new cells get random ids: the same page, the same bytes
         cell["id"] = f"cartlib-{number}"
     return combined
