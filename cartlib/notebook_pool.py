@@ -129,9 +129,8 @@ class NotebookFailed(RuntimeError):
         super().__init__("\n".join(str(f) for f in self.failures))
 
 
-# in a worker: where finished cells are reported, the gate of gated jobs, and how long the last
-# job waited at it (set by _start_worker and _GatedClient)
-_progress_queue = None
+# in a worker: the gate of gated jobs, and how long the last job waited at it (set by
+# _start_worker and the engine's client)
 _gate = None
 _gate_wait_s = 0.0
 
@@ -202,12 +201,12 @@ def _register_progress_engine(queue) -> None:
 
 def _start_worker(progress_queue, stop, gate, parent_pid: int) -> None:
     """Pool initializer: report cells on ``progress_queue``; hold gated jobs at ``gate``; end
-    with the main process; import papermill now (a pool started ahead of its jobs does this while
-    the main process still validates the cohort)."""
-    global _progress_queue, _gate
-    _progress_queue, _gate = progress_queue, gate
+    with the main process; import papermill and register the engine now, once per worker (a pool
+    started ahead of its jobs does this while the main process still validates the cohort)."""
+    global _gate
+    _gate = gate
     end_with_parent(stop, parent_pid)
-    import papermill  # noqa: F401
+    _register_progress_engine(progress_queue)
 
 
 def _ready() -> None:
@@ -227,7 +226,6 @@ def _execute(job: NotebookJob) -> tuple[str, float, NotebookFailure | None]:
     # the kernel inherits this; a caller's MPLBACKEND=Agg would leave every figure out of the report
     os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
     redirect_output(job.log)
-    _register_progress_engine(_progress_queue)
     start, _gate_wait_s = time.perf_counter(), 0.0
     failure = None
     try:
