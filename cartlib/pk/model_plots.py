@@ -20,10 +20,10 @@ import pandas as pd
 from ..plots.kinetics import MAX_LINES, sample_patients
 from ..plots.style import FIGURE_WIDTH_IN, MAX_HEIGHT_IN, OKABE_ITO, plain_log_ticks
 from . import model_core as core
+from .model import FITTED
 
 _FIT, _OBS, _BLQ = OKABE_ITO["blue"], OKABE_ITO["black"], OKABE_ITO["vermillion"]
-# the statuses whose curve is a fit (cartlib.pk.model.FITTED; not imported: model imports this module)
-CURVE_STATUSES = ("converged", "partly identifiable")
+CURVE_STATUSES = FITTED   # the statuses whose curve is a fit
 
 
 def plot_two_phases(cmax=24_000.0, tmax=9.3, fold=3_900.0, alpha=0.16, fb=0.0079, beta=0.0032,
@@ -74,14 +74,14 @@ def fit_quality(fitter) -> pd.Series:
     return rms.reindex(pd.Index(fitter.ids_, name="USUBJID"))
 
 
-def representative_patients(fitter, k: int = 12) -> list:
+def representative_patients(fitter, k: int = 12, quality: pd.Series | None = None) -> list:
     """``k`` patients spanning the range of fit quality, from the closest fit to the worst.
 
     The rule: patients are ranked by :func:`fit_quality` (ties by USUBJID; a patient without a
     fitted curve or quantified sample ranks last, as the worst), and the patients at ``k``
     evenly spaced ranks are taken: the first, the last and ``k − 2`` between them (every patient
     when there are at most ``k``). So the panels show the best, the typical and the worst fits,
-    not a hand-picked set.
+    not a hand-picked set. ``quality``: :func:`fit_quality` of ``fitter``, when the caller has it.
 
     >>> from cartlib.synth import generate_cohort
     >>> from cartlib.pk.model import KineticModelFitter
@@ -90,7 +90,7 @@ def representative_patients(fitter, k: int = 12) -> list:
     >>> len(chosen), chosen[0] == fit_quality(fit).sort_values().index[0]
     (4, True)
     """
-    q = fit_quality(fitter)
+    q = fit_quality(fitter) if quality is None else quality
     order = sorted(q.index, key=lambda uid: (np.isnan(q[uid]), q[uid] if np.isfinite(q[uid]) else 0.0, str(uid)))
     if len(order) <= k:
         return order
@@ -299,7 +299,8 @@ def plot_fit_overview(fitter, k: int = 12, ncols: int = 4, end_day: float | None
     """
     from matplotlib.collections import LineCollection
 
-    chosen = representative_patients(fitter, k)
+    quality = fit_quality(fitter)
+    chosen = representative_patients(fitter, k, quality)
     nrows = max(1, -(-len(chosen) // ncols))
     # inches from the grid up: the grid's heading (0.3), the overlay's axis labels (0.4), the
     # overlay (2.2) and its heading (0.25)
@@ -330,7 +331,6 @@ def plot_fit_overview(fitter, k: int = 12, ncols: int = 4, end_day: float | None
     ax.text(0.0, 1.02, f"{who}: fitted curves ({len(lines)}) and samples", transform=ax.transAxes,
             ha="left", va="bottom")
     grid = fig.add_axes((left / w, bottom / h, width, grid_h / h))
-    quality = fit_quality(fitter)
     which = f"all {len(chosen)} patients" if len(chosen) == len(f.ids_) else f"{len(chosen)} patients"
     grid.text(0.0, 1.0 + 0.1 / grid_h, f"{which.capitalize()}, from the closest fit to the worst "
               "(RMS: root-mean-square standardised residual)", transform=grid.transAxes, ha="left", va="bottom")
