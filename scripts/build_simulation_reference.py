@@ -49,11 +49,11 @@ from cartlib.simulate.display import DISTRIBUTION_KEYS, LESSON_KEYS  # noqa: E40
 from cartlib.simulate.power import FINDING_SECTIONS  # noqa: E402
 from cartlib.simulate.reference import PROVENANCE, BUILD_SCRIPT, model_fingerprint  # noqa: E402
 from cartlib.simulate.store import FIXED_COLUMNS, read_replicates  # noqa: E402
+from cartlib.sections import PAPER_SECTIONS  # noqa: E402
 from cartlib.simulate.summary import HEADLINE_KEYS  # noqa: E402
 
 DEFAULT_OUT = ROOT / "cartlib" / "data" / "simulation_reference"
 SEED = 20250930            # the seed of the notebook's live studies
-PAPER_SECTIONS = ("cohort", "efficacy", "toxicity", "pk", "bca", "transplant")   # all but the kinetic model
 LESSON_EXTRA = ("transplant.tv_cox_os_hr",)   # the notebook quotes its median
 
 

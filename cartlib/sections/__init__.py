@@ -15,6 +15,9 @@ from typing import Any
 
 # imported on use: a notebook that needs one section does not pay for the others' libraries
 SECTION_NAMES = ("cohort", "efficacy", "toxicity", "pk", "bca", "transplant", "kinetic_model")
+# the paper's own results sections: every section but the kinetic model, which goes beyond it (what
+# the bundled simulation reference and the speed targets of make bench analyse)
+PAPER_SECTIONS = tuple(name for name in SECTION_NAMES if name != "kinetic_model")
 
 
 def compute_results(cohort_data, params: dict[str, Any] | None = None, table=None,

@@ -194,28 +194,6 @@ def finding_labels(sample_size: pd.DataFrame) -> dict[str, str]:
     return {f: labels[f] for f in FINDINGS if f in labels}
 
 
-def sample_size_sentences(sample_size: pd.DataFrame, replicates: int) -> list[str]:
-    """The n for 80 % power per finding, in plain words for a trial designer.
-
-    >>> s = pd.DataFrame({"scenario": ["default"], "finding": ["x"], "n_for_80": [120.0],
-    ...                   "n_for_80_text": ["120"], "what": ["female sex on LFS"]})
-    >>> sample_size_sentences(s, 40)[0]
-    '[default] female sex on LFS: 80 % power needs about 120 patients (power read off 40 studies per size).'
-    """
-    lines = []
-    for row in sample_size.itertuples(index=False):
-        text = row.n_for_80_text
-        if text.startswith(">"):
-            verdict = f"is not reached by {text[2:]} patients: plan a larger study, or a stronger design"
-        elif text.startswith("<="):
-            verdict = f"is reached already with {text[3:]} patients"
-        else:
-            verdict = f"needs about {text} patients"
-        lines.append(f"[{row.scenario}] {row.what}: 80 % power {verdict} "
-                     f"(power read off {replicates} studies per size).")
-    return lines
-
-
 def monte_carlo_half_width(replicates: int, power: float = 0.5) -> float:
     """Half-width of the Wilson 95 % interval of a power estimated from ``replicates`` studies.
 
