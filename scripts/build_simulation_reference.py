@@ -143,11 +143,10 @@ def build(args) -> dict:
         cells, firsts = [], []
         for scenario in grid_scenarios:
             for n in sorted(args.grid_n):
-                cell = read_replicates(grid.out / "runs" / scenario.name / f"n{n}", args.grid_replicates)
-                cell = shipped_values(cell, [key for key, _ in FINDINGS.values()])
+                full = read_replicates(grid.out / "runs" / scenario.name / f"n{n}", args.grid_replicates)
+                cell = shipped_values(full, [key for key, _ in FINDINGS.values()])
                 cells.append(cell.assign(scenario=scenario.name, n=n))
                 if n == min(args.grid_n):
-                    full = read_replicates(grid.out / "runs" / scenario.name / f"n{n}", args.grid_replicates)
                     firsts.append(full.head(args.first).assign(scenario=scenario.name, n=n))
         grid_values = pd.concat(cells, ignore_index=True)
         files["grid_values.csv"] = csv_bytes(grid_values[["scenario", "n"] + [c for c in grid_values.columns
